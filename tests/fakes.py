@@ -1,0 +1,63 @@
+"""A scripted fake backend for fast unit tests of strategy and scheduler logic (never used by users).
+
+It answers each request with completions drawn from a script: a function of (prompt ids, sample index,
+seed) -> text. Token ids are one id per character so prefixes and lengths stay meaningful.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ttscale.requests import Completion, GenRequest, GenResult
+
+Script = Callable[[tuple[int, ...], int, int | None], str]
+
+
+class CharTokenizer:
+    """One token per character; the chat template is just the user text plus a marker."""
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, ids) -> str:
+        return "".join(chr(i) for i in ids)
+
+    def chat_prompt(self, messages) -> list[int]:
+        return self.encode("".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>")
+
+
+class FakeBackend:
+    name = "fake"
+    model = "scripted"
+    model_path = None
+
+    def __init__(self, script: Script, context_length: int = 100_000) -> None:
+        self.script = script
+        self.tokenizer = CharTokenizer()
+        self.context_length = context_length
+        self.calls: list[list[GenRequest]] = []
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        self.calls.append(list(requests))
+        out = []
+        for r in requests:
+            comps = []
+            for j in range(r.n):
+                seed = None if r.sampling.seed is None else r.sampling.seed + j
+                text = self.script(r.prompt_ids, j, seed)[: r.sampling.max_tokens]
+                ids = self.tokenizer.encode(text)
+                lps = [-0.1 * (1 + j)] * len(ids) if r.sampling.logprobs else None
+                comps.append(Completion(token_ids=ids, text=text, finish_reason="stop", logprobs=lps))
+            out.append(GenResult(completions=comps, prompt_tokens=len(r.prompt_ids)))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class ExactChecker:
+    """Clusters answers by exact string: enough for logic tests, no process pool."""
+
+    def cluster(self, answers: list[str | None]) -> list[int | None]:
+        ids: dict[str, int] = {}
+        return [None if a is None else ids.setdefault(a.strip(), len(ids)) for a in answers]

@@ -1,0 +1,64 @@
+"""The one protocol every inference backend implements.
+
+A backend gets a whole round of requests at once (from every prompt and strategy the scheduler is
+running) and returns, for each, n completions with token ids, text, optional logprobs and usage.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ttscale.requests import GenRequest, GenResult
+
+Message = dict[str, str]  # {"role": ..., "content": ...}
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Text <-> token ids, and the model's own chat template (applied once per prompt)."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int] | tuple[int, ...]) -> str: ...
+
+    def chat_prompt(self, messages: list[Message]) -> list[int]:
+        """Token ids of `messages` rendered with the model's template, ready for the assistant turn."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Generates completions for a batch of token-id requests in one call."""
+
+    name: str
+    model: str
+    tokenizer: Tokenizer
+    context_length: int
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """One backend call: results in the order of `requests`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class HFTokenizer:
+    """A transformers tokenizer behind the Tokenizer protocol (vLLM, transformers and HTTP backends)."""
+
+    def __init__(self, tok) -> None:  # tok: transformers.PreTrainedTokenizerBase
+        self.tok = tok
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: list[int] | tuple[int, ...]) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=True)
+
+    def chat_prompt(self, messages: list[Message]) -> list[int]:
+        if getattr(self.tok, "chat_template", None):
+            out = self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            if isinstance(out, dict) or hasattr(out, "input_ids"):  # BatchEncoding in newer transformers
+                out = out["input_ids"]
+            return list(out)
+        # Base models without a template: plain concatenation, so they still see the problem.
+        return self.encode("\n\n".join(m["content"] for m in messages) + "\n\n")

@@ -1,0 +1,151 @@
+"""Any OpenAI-compatible server (vLLM serve, SGLang, llama.cpp server) over HTTP.
+
+Requests go to `/v1/completions` with the prompt as token ids, so the server sees exactly the templated
+prefix the strategy built. All requests of a round are sent concurrently (asyncio + httpx) with retries
+and timeouts. Servers that ignore `n` (llama.cpp's) get the missing samples as separate requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import Any
+
+import httpx
+
+from ttscale.backends import register_backend
+from ttscale.backends.base import HFTokenizer, Tokenizer
+from ttscale.errors import TTScaleError
+from ttscale.models import is_default
+from ttscale.requests import Completion, GenRequest, GenResult
+
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def load_tokenizer(spec: str | None, model: str) -> Tokenizer:
+    """The client-side tokenizer: the embedded GGUF's, an HF folder/id, or a GGUF file."""
+    name = spec or model
+    if is_default(name) or name.endswith(".gguf"):
+        from llama_cpp import Llama
+
+        from ttscale.backends.llamacpp import LlamaCppTokenizer
+        from ttscale.models import gguf_path
+
+        return LlamaCppTokenizer(Llama(model_path=str(gguf_path(None if is_default(name) else name)), vocab_only=True, verbose=False))
+    try:
+        from transformers import AutoTokenizer
+
+        from ttscale.models import hf_model_path
+
+        return HFTokenizer(AutoTokenizer.from_pretrained(hf_model_path(name)))
+    except (OSError, ValueError) as e:
+        raise TTScaleError(f"no tokenizer found for {name!r} ({type(e).__name__})",
+                           "pass --tokenizer with an HF folder, hub id or GGUF file matching the served model") from None
+
+
+@register_backend("openai")
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, model: str | None = None, *, base_url: str, api_key: str | None = None,
+                 tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = 600.0,
+                 retries: int = 3, max_concurrency: int = 64) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout = httpx.Timeout(timeout_s, connect=10.0)
+        self.retries = retries
+        self.max_concurrency = max_concurrency
+        self.model = model or self._served_model()
+        self.tokenizer = load_tokenizer(tokenizer, self.model if model else (tokenizer or "default"))
+        self.context_length = context_length or 4096
+        self.model_path = None
+
+    def _served_model(self) -> str:
+        """The first model the server lists, so `--model` can be omitted for single-model servers."""
+        try:
+            r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=10.0)
+            r.raise_for_status()
+            return r.json()["data"][0]["id"]
+        except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
+            raise TTScaleError(f"cannot reach an OpenAI-compatible server at {self.base_url} ({type(e).__name__}: {e})",
+                               "start the server or fix --base-url (it usually ends in /v1)") from None
+
+    # -- protocol -------------------------------------------------------------------------------------
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        return asyncio.run(self.agenerate(requests))
+
+    async def agenerate(self, requests: list[GenRequest]) -> list[GenResult]:
+        limits = httpx.Limits(max_connections=self.max_concurrency)
+        sem = asyncio.Semaphore(self.max_concurrency)
+        async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers, limits=limits) as client:
+            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
+
+    def close(self) -> None:
+        pass
+
+    # -- internals --------------------------------------------------------------------------------------
+    async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, req: GenRequest) -> GenResult:
+        data = await self._post(client, sem, req, req.n, req.sampling.seed)
+        choices = list(data.get("choices", []))
+        usage = data.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", len(req.prompt_ids)))
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        missing = req.n - len(choices)
+        if missing > 0:  # the server ignored n: ask for the rest one by one
+            seeds = [None if req.sampling.seed is None else req.sampling.seed + k for k in range(len(choices), req.n)]
+            extra = await asyncio.gather(*(self._post(client, sem, req, 1, s) for s in seeds))
+            for d in extra:
+                choices.extend(d.get("choices", []))
+                u = d.get("usage") or {}
+                prompt_tokens += int(u.get("prompt_tokens", len(req.prompt_ids)))
+                cached += int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        return GenResult(completions=[self._completion(c) for c in choices[: req.n]],
+                         prompt_tokens=prompt_tokens - cached, cached_prompt_tokens=cached)
+
+    async def _post(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, req: GenRequest, n: int,
+                    seed: int | None) -> dict[str, Any]:
+        s = req.sampling
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": list(req.prompt_ids),
+            "n": n,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+        }
+        if s.stop:
+            body["stop"] = list(s.stop)
+        if seed is not None:
+            body["seed"] = seed
+        if s.logprobs:
+            body["logprobs"] = 1
+        url = f"{self.base_url}/completions"
+        for attempt in range(self.retries + 1):
+            try:
+                async with sem:
+                    r = await client.post(url, json=body)
+                if r.status_code in RETRY_STATUS and attempt < self.retries:
+                    await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * (1 + random.random()))
+                    continue
+                if r.status_code >= 400:
+                    raise TTScaleError(f"the server at {self.base_url} answered {r.status_code}: {r.text[:200]}",
+                                       "check --model and the server's log")
+                return r.json()
+            except httpx.TransportError as e:
+                if attempt < self.retries:
+                    await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+                    continue
+                raise TTScaleError(f"cannot reach the server at {self.base_url} ({type(e).__name__})",
+                                   "start the server or fix --base-url") from None
+        raise AssertionError("unreachable")
+
+    def _completion(self, choice: dict[str, Any]) -> Completion:
+        text = choice.get("text") or ""
+        ids = choice.get("token_ids") or self.tokenizer.encode(text)
+        lps = None
+        lp = choice.get("logprobs")
+        if isinstance(lp, dict) and lp.get("token_logprobs") is not None:
+            lps = [float(x) if x is not None and math.isfinite(x) else 0.0 for x in lp["token_logprobs"]]
+        finish = "stop" if choice.get("finish_reason") == "stop" else "length"
+        return Completion(token_ids=list(ids), text=text, finish_reason=finish, logprobs=lps)

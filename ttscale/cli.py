@@ -1,0 +1,114 @@
+"""`ttscale` command line: solve one problem (more commands join as they are built).
+
+Errors a user can cause print as one line and exit with code 2; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from ttscale.errors import TTScaleError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Test-time compute scaling for LLM reasoning.")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],
+                    n_ctx: Optional[int]) -> dict[str, Any]:
+    """Flags that only some backends take, passed through only when given."""
+    opts: dict[str, Any] = {}
+    if backend == "openai":
+        if not base_url:
+            raise TTScaleError("--backend openai needs --base-url", "e.g. --base-url http://127.0.0.1:8000/v1")
+        opts["base_url"] = base_url
+        if api_key:
+            opts["api_key"] = api_key
+        if tokenizer:
+            opts["tokenizer"] = tokenizer
+    elif base_url:
+        raise TTScaleError(f"--base-url is for --backend openai, not {backend}", "add --backend openai or drop --base-url")
+    if n_ctx:
+        opts["context_length"] = n_ctx
+    return opts
+
+
+@app.command()
+def solve(
+    problem: str = typer.Argument(..., help="The problem text."),
+    strategy: str = typer.Option("best_of_n", "--strategy", "-s", help="Strategy name (see `ttscale strategies`)."),
+    budget: int = typer.Option(8, "--budget", "-b", help="Complete candidate solutions to spend."),
+    backend: str = typer.Option("llamacpp", "--backend", help="llamacpp | vllm | openai | transformers"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model: GGUF file, HF folder or id, lab:arith. Default: embedded SmolLM2-135M-Instruct."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TTSCALE_API_KEY", help="Bearer token for --base-url."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer (HF id/folder or GGUF) for --backend openai."),
+    n_ctx: Optional[int] = typer.Option(None, "--context-length", help="Context length to load the model with."),
+    seed: int = typer.Option(0, "--seed"),
+    temperature: float = typer.Option(0.8, "--temperature", "-t"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Per candidate (default from the model)."),
+    aggregate: str = typer.Option("majority", "--aggregate", help="majority | weighted | top"),
+    scorer: str = typer.Option("logprob", "--scorer", help="Verifier that scores candidates for weighted/top."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
+) -> None:
+    """Solve one problem; the answer goes to stdout, what was spent to stderr."""
+    from ttscale.engine import Engine, check_budget
+    from ttscale.strategies import strategies
+
+    strategies.get(strategy)  # fail on a typo before loading a model
+    check_budget(budget)
+    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx)
+    with Engine(backend=backend, model=model, **opts) as engine:
+        result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
+                              top_p=top_p, max_tokens=max_tokens, aggregate=aggregate, scorer=scorer)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    print(result.answer if result.answer is not None else "(no answer)")
+    tally = ", ".join(f"{a} x{v:g}" for a, v in sorted(result.votes.items(), key=lambda kv: -kv[1]))
+    u = result.ledger
+    err.print(f"votes: {tally or '(no candidate had an answer)'}  confidence {result.confidence:.2f}")
+    err.print(
+        f"spent: {u.candidates} candidates, {u.generated_tokens} generated tokens, {u.prompt_tokens} prompt tokens "
+        f"({u.cached_prompt_tokens} cached), {u.backend_calls} backend call(s), {u.wall_seconds:.1f} s "
+        f"[{engine.backend.name}: {engine.backend.model}]"
+    )
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """List the strategies you can pass to --strategy."""
+    from ttscale.strategies import strategies
+
+    print("\n".join(strategies.names()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except TTScaleError as e:
+        err.print(f"error: {e}", markup=False)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except Exception as e:  # click usage errors (bad flag, missing argument)
+        import click
+
+        if isinstance(e, click.ClickException):
+            err.print(f"error: {e.format_message()}", markup=False)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The public entry point: `Engine(backend=..., model=...).solve(prompt, strategy=..., budget=...)`.
+
+The engine turns prompts into token ids once (with the model's own chat template), builds one strategy
+coroutine per prompt, and hands them all to one scheduler so the backend sees the whole batch at once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ttscale.backends import make_backend
+from ttscale.backends.base import Backend, Message
+from ttscale.errors import TTScaleError
+from ttscale.models import ModelDefaults, model_defaults
+from ttscale.requests import Sampling
+from ttscale.result import Result
+from ttscale.scheduler import Scheduler
+from ttscale.strategies import strategies
+from ttscale.strategies.aggregate import vote_share
+from ttscale.strategies.base import Task
+
+Prompt = str | Sequence[Message]
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    problem: str
+    prompt_ids: tuple[int, ...]
+
+
+class Engine:
+    """Holds one loaded backend and spends budgets through strategies on it."""
+
+    def __init__(
+        self,
+        backend: str | Backend = "llamacpp",
+        model: str | None = None,
+        *,
+        checker: Any = None,
+        **backend_options: Any,
+    ) -> None:
+        self.backend: Backend = make_backend(backend, model, **backend_options) if isinstance(backend, str) else backend
+        self.defaults: ModelDefaults = model_defaults(getattr(self.backend, "model_path", None))
+        if checker is None:
+            from verifiers import get_checker
+
+            checker = get_checker()
+        self.checker = checker
+        self.last_batch_usage = None  # batch-level Ledger of the latest solve_batch: real backend calls made
+
+    # -- public API -------------------------------------------------------------------------------------
+    def solve(self, prompt: Prompt, strategy: str = "best_of_n", budget: int = 8, seed: int = 0, **options: Any) -> Result:
+        """Solve one problem; `options` are sampling settings and strategy options (see solve_batch)."""
+        return self.solve_batch([prompt], strategy=strategy, budget=budget, seed=seed, **options)[0]
+
+    def solve_batch(
+        self,
+        prompts: Sequence[Prompt],
+        strategy: str = "best_of_n",
+        budget: int = 8,
+        seed: int = 0,
+        *,
+        temperature: float = 0.8,
+        top_p: float = 1.0,
+        max_tokens: int | None = None,
+        stop: Sequence[str] = (),
+        system_prompt: str | None = None,
+        **options: Any,
+    ) -> list[Result]:
+        """Solve many problems at once: one strategy coroutine each, one backend call per round.
+
+        `budget` is the number of complete candidate solutions per prompt, for every strategy.
+        """
+        strategy_fn = strategies.get(strategy)
+        check_budget(budget)
+        if isinstance(prompts, str):
+            raise TTScaleError("solve_batch takes a list of prompts", "wrap a single prompt in a list, or call solve()")
+        if not prompts:
+            raise TTScaleError("no prompts given", "pass at least one problem")
+        prepared = [self.prepare(p, system_prompt) for p in prompts]
+        tasks = [self._task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
+        scheduler = Scheduler(self.backend)
+        outcomes = scheduler.run([strategy_fn(t) for t in tasks])
+        self.last_batch_usage = scheduler.totals
+        results = []
+        for prep, (outcome, ledger) in zip(prepared, outcomes):
+            chosen = outcome.candidates[outcome.chosen] if outcome.chosen is not None else None
+            results.append(
+                Result(
+                    problem=prep.problem,
+                    strategy=strategy,
+                    budget=budget,
+                    seed=seed,
+                    answer=chosen.answer if chosen else None,
+                    text=chosen.text if chosen else None,
+                    confidence=vote_share(outcome),
+                    candidates=outcome.candidates,
+                    votes=outcome.votes,
+                    ledger=ledger,
+                    details=outcome.details,
+                )
+            )
+        return results
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------------------
+    def prepare(self, prompt: Prompt, system_prompt: str | None = None) -> PreparedPrompt:
+        """Template a problem (or chat messages) once into token ids, checking it fits the context."""
+        if isinstance(prompt, str):
+            problem = prompt.strip()
+            if not problem:
+                raise TTScaleError("the prompt is empty", "pass the problem text")
+            messages: list[Message] = []
+            system = system_prompt or self.defaults.system_prompt
+            if system:
+                messages.append({"role": "system", "content": system})
+            messages.append({"role": "user", "content": self.defaults.prompt_template.format(problem=problem)})
+        else:
+            messages = [dict(m) for m in prompt]
+            users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+            if not users or not str(users[-1]).strip():
+                raise TTScaleError("the messages have no non-empty user message", "add {'role': 'user', 'content': ...}")
+            problem = str(users[-1]).strip()
+        ids = tuple(self.backend.tokenizer.chat_prompt(messages))
+        limit = self.backend.context_length
+        if len(ids) >= limit - 16:
+            raise TTScaleError(
+                f"the prompt is {len(ids)} tokens but the model's context holds {limit}",
+                "shorten the problem or use a model with a longer context",
+            )
+        return PreparedPrompt(problem, ids)
+
+    def _task(self, prep: PreparedPrompt, budget: int, seed: int, temperature: float, top_p: float,
+              max_tokens: int | None, stop: Sequence[str], options: dict[str, Any]) -> Task:
+        room = self.backend.context_length - len(prep.prompt_ids)
+        sampling = Sampling(
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=min(max_tokens or self.defaults.max_tokens, room),
+            stop=tuple(stop),
+        )
+        # Per-prompt generator keyed by (seed, problem): the same problem and seed give the same run,
+        # wherever the problem sits in a batch.
+        rng = np.random.default_rng([seed, zlib.crc32(prep.problem.encode())])
+        from verifiers import extract_answer
+
+        return Task(
+            problem=prep.problem,
+            prompt_ids=prep.prompt_ids,
+            budget=budget,
+            rng=rng,
+            sampling=sampling,
+            extract=extract_answer,
+            cluster=self.checker.cluster,
+            options={"step_delimiter": self.defaults.step_delimiter, **options},
+        )
+
+
+def check_budget(budget: Any) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise TTScaleError(f"budget must be a positive integer, got {budget!r}", "pass --budget 1 or more")
+    return budget

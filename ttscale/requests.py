@@ -1,0 +1,83 @@
+"""The messages between strategies, the scheduler and backends.
+
+A strategy never calls a model: it yields a `Generate` (or a `Score`) and receives the result. Prompts
+are token ids, so continuing a partial solution reuses the exact prefix the backend already saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings for one request; `seed` makes a sample reproducible on backends that allow it."""
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """n completions of one token-id prefix: the unit a backend works on."""
+
+    prompt_ids: tuple[int, ...]
+    n: int
+    sampling: Sampling
+
+
+@dataclass
+class Completion:
+    """One sampled continuation, with what the backend knows about it."""
+
+    token_ids: list[int]
+    text: str
+    finish_reason: str  # "stop" (EOS or stop string), "length"
+    logprobs: list[float] | None = None  # log p of each generated token, when asked for
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Length-normalised sequence log-probability: a cheap confidence signal for scoring."""
+        if not self.logprobs:
+            return None
+        return sum(self.logprobs) / len(self.logprobs)
+
+
+@dataclass
+class GenResult:
+    """A backend's answer to one GenRequest: its n completions and what processing the prompt cost."""
+
+    completions: list[Completion]
+    prompt_tokens: int  # prompt tokens the backend actually computed (cached prefix tokens excluded)
+    cached_prompt_tokens: int = 0  # prompt tokens served from a prefix/KV cache
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(len(c.token_ids) for c in self.completions)
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Strategy request: sample `n` continuations of every prefix. Receives list[list[Completion]]."""
+
+    prefixes: tuple[tuple[int, ...], ...]
+    n: int
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class Score:
+    """Strategy request: score candidate texts with a named verifier. Receives list[float | None]."""
+
+    verifier: str
+    problem: str
+    candidates: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+Request = Generate | Score

@@ -1,0 +1,75 @@
+"""The strategy contract: a generator for ONE prompt that yields requests and returns candidates.
+
+A strategy never touches a backend, so the scheduler can run hundreds of them at once and send all of
+their requests to the model as one batch per round. Everything a strategy needs besides the model
+(answer extraction, equivalence clustering, seeded randomness) arrives in its `Task`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Generator
+
+import numpy as np
+
+from ttscale.registry import Registry
+from ttscale.requests import Completion, Request, Sampling
+
+
+@dataclass
+class Candidate:
+    """One complete solution a strategy produced, with everything used to judge it."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    answer: str | None = None
+    cluster: int | None = None  # equal ids = equivalent answers
+    scores: dict[str, float | None] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # strategy-specific: temperature, steps, lineage
+
+    @classmethod
+    def from_completion(cls, c: Completion, **meta: Any) -> "Candidate":
+        return cls(text=c.text, token_ids=list(c.token_ids), finish_reason=c.finish_reason, meta=meta)
+
+    def to_dict(self, with_tokens: bool = False) -> dict:
+        d = asdict(self)
+        if not with_tokens:
+            d.pop("token_ids")
+        d["tokens"] = len(self.token_ids)
+        return d
+
+
+@dataclass
+class Outcome:
+    """What a strategy returns: its candidates, the chosen one, and the vote that chose it."""
+
+    candidates: list[Candidate]
+    chosen: int | None  # index into candidates
+    votes: dict[str, float] = field(default_factory=dict)  # representative answer -> vote weight
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Task:
+    """Everything a strategy may use for one prompt. Built by the engine; fakes are easy in tests."""
+
+    problem: str
+    prompt_ids: tuple[int, ...]
+    budget: int
+    rng: np.random.Generator
+    sampling: Sampling
+    extract: Callable[[str], str | None]
+    cluster: Callable[[list[str | None]], list[int | None]]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def seed(self) -> int:
+        """A fresh backend seed drawn from this prompt's generator: same task seed, same samples."""
+        return int(self.rng.integers(0, 2**31 - 1))
+
+
+StrategyGen = Generator[Request, Any, Outcome]
+StrategyFn = Callable[[Task], StrategyGen]
+
+strategies: Registry[StrategyFn] = Registry("strategy")
+register_strategy = strategies.register

@@ -1,0 +1,216 @@
+"""Answer equivalence with math-verify, in worker processes with a hard deadline.
+
+math-verify (sympy) can take unbounded time or memory on hostile answers and its
+own timeout only works in the main thread, so it never runs in the caller's
+process: every comparison goes to a ``DeadlinePool`` worker. A comparison that
+does not finish in ``deadline_s`` is ``None`` (undecided), never a hang.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from verifiers import _worker
+from verifiers._pool import DeadlinePool
+from verifiers.extract import extract_answer, normalize
+
+# Longer answers are not sent to math-verify: no real final answer is this long, and
+# parsing 100 kB of LaTeX is where the time goes. Texts (``equivalent_text``) may be longer.
+MAX_ANSWER_CHARS = 1_000
+MAX_TEXT_CHARS = 200_000
+MAX_BRACE_DEPTH = 100  # deeper nesting than this is garbage, not an answer
+
+
+class AnswerChecker:
+    """Decides whether two answers are mathematically equal (math-verify semantics).
+
+    The first argument is the reference ("gold"): math-verify is asymmetric (e.g. it
+    reads ``x = 2`` as an assignment on the gold side). Results are ``True``, ``False``
+    or ``None`` when no decision came within ``deadline_s`` (or math-verify raised).
+    Thread-safe; the worker pool starts on first use.
+    """
+
+    def __init__(self, workers: int = 2, deadline_s: float = 2.0) -> None:
+        self.workers = workers
+        self.deadline_s = deadline_s
+        self._pool: DeadlinePool | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _ensure_pool(self) -> tuple[DeadlinePool, ThreadPoolExecutor]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("AnswerChecker is closed")
+            if self._pool is None:
+                self._pool = DeadlinePool(self.workers)
+                # One parent thread per worker drives check_many; each waits on its own call.
+                self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="verifier")
+            assert self._threads is not None
+            return self._pool, self._threads
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, threads = self._pool, self._threads
+            self._pool = self._threads = None
+        if pool is not None:
+            pool.close()
+        if threads is not None:
+            threads.shutdown(wait=True)
+
+    def __enter__(self) -> AnswerChecker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def restarts(self) -> int:
+        """Workers killed and replaced so far (deadline misses and crashes)."""
+        return self._pool.restarts if self._pool is not None else 0
+
+    # -- comparisons ----------------------------------------------------------------------
+
+    def equivalent(self, a: str, b: str) -> bool | None:
+        """Are the bare answers ``a`` (reference) and ``b`` equal? ``None``: undecided."""
+        return self.check_many([(a, b)])[0]
+
+    def check_many(self, pairs: list[tuple[str, str]]) -> list[bool | None]:
+        """``equivalent`` for each pair, in parallel over the workers; each has its own deadline."""
+        return self._run([_answer_task(a, b) for a, b in pairs])
+
+    def equivalent_text(
+        self, gold: str, pred: str, options: Mapping[str, Any] | None = None
+    ) -> bool | None:
+        """Free-text comparison: math-verify extracts the answers itself (no ``extract_answer``).
+
+        ``options`` are math-verify test-helper settings: ``match_types`` ("latex", "expr"),
+        ``precision``, ``strict``, ``allow_set_relation_comp``.
+        """
+        return self.check_many_text([(gold, pred, options)])[0]
+
+    def check_many_text(
+        self, items: list[tuple[str, str, Mapping[str, Any] | None]]
+    ) -> list[bool | None]:
+        """``equivalent_text`` for each ``(gold, pred, options)``, in parallel."""
+        return self._run([_text_task(g, p, o) for g, p, o in items])
+
+    def cluster(self, answers: list[str | None]) -> list[int | None]:
+        """Cluster id per answer (``None`` for ``None``), ids in order of first appearance.
+
+        Equal normal forms share a cluster with no pool call; each new form is compared
+        (as prediction) with one representative (as reference) per existing cluster, and
+        joins the first that matches. Undecided counts as different.
+        """
+        by_form: dict[str, int] = {}
+        reps: list[str] = []
+        ids: list[int | None] = []
+        for answer in answers:
+            if answer is None:
+                ids.append(None)
+                continue
+            form = normalize(answer)
+            if form not in by_form:
+                verdicts = self.check_many([(rep, answer) for rep in reps]) if reps else []
+                match = next((k for k, v in enumerate(verdicts) if v is True), None)
+                if match is None:
+                    match = len(reps)
+                    reps.append(answer)
+                by_form[form] = match
+            ids.append(by_form[form])
+        return ids
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _run(self, tasks: list[tuple[Any, tuple] | bool | None]) -> list[bool | None]:
+        """Run the pool tasks; plain ``bool``/``None`` entries are answers decided up front."""
+        todo = [t for t in tasks if isinstance(t, tuple)]
+        if not todo:
+            return list(tasks)  # type: ignore[arg-type]
+        pool, threads = self._ensure_pool()
+
+        def one(task: tuple[Any, tuple]) -> bool | None:
+            ok, value = pool.call(task[0], task[1], self.deadline_s)
+            return bool(value) if ok else None
+
+        results = iter(threads.map(one, todo) if len(todo) > 1 else [one(todo[0])])
+        return [next(results) if isinstance(t, tuple) else t for t in tasks]
+
+
+def _answer_task(gold: str, pred: str) -> tuple[Any, tuple] | bool | None:
+    """A pool task for two bare answers, or the verdict when no pool call is needed."""
+    if gold is None or pred is None:
+        return None
+    if normalize(gold) == normalize(pred):
+        return True
+    if not _sane(gold, MAX_ANSWER_CHARS) or not _sane(pred, MAX_ANSWER_CHARS):
+        return None
+    return (_worker.verify_answers, (gold, pred))
+
+
+def _text_task(
+    gold: str, pred: str, options: Mapping[str, Any] | None
+) -> tuple[Any, tuple] | bool | None:
+    if not _sane(gold, MAX_TEXT_CHARS) or not _sane(pred, MAX_TEXT_CHARS):
+        return None
+    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (options or {}).items()))
+    return (_worker.verify_texts, (gold, pred, items))
+
+
+def _sane(s: str, max_chars: int) -> bool:
+    """Cheap screen for input no grader can decide: too long or absurdly nested."""
+    if len(s) > max_chars:
+        return False
+    depth = deepest = 0
+    for c in s:
+        if c in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "})]":
+            depth -= 1
+    return deepest <= MAX_BRACE_DEPTH
+
+
+_default: AnswerChecker | None = None
+_default_lock = threading.Lock()
+
+
+def get_checker() -> AnswerChecker:
+    """The process-wide shared checker (created on first use, closed at exit)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = AnswerChecker()
+            atexit.register(_default.close)
+        return _default
+
+
+def is_correct(prediction_text: str, gold: str, checker: AnswerChecker | None = None) -> bool | None:
+    """Grade a model output against the gold answer: extract, then compare (gold first).
+
+    ``False`` when no answer can be extracted; ``None`` when undecided.
+    """
+    pred = extract_answer(prediction_text)
+    if pred is None:
+        return False
+    return (checker or get_checker()).equivalent(gold, pred)
+
+
+def grade_many(
+    prediction_texts: list[str], golds: list[str], checker: AnswerChecker | None = None
+) -> list[bool | None]:
+    """``is_correct`` for many outputs at once, in parallel over the checker's workers."""
+    if len(prediction_texts) != len(golds):
+        raise ValueError("prediction_texts and golds differ in length")
+    preds = [extract_answer(t) for t in prediction_texts]
+    checker = checker or get_checker()
+    found = [(g, p) for g, p in zip(golds, preds) if p is not None]
+    verdicts = iter(checker.check_many(found))
+    return [next(verdicts) if p is not None else False for p in preds]

@@ -1,0 +1,111 @@
+"""Final-answer extraction from model output, and a cheap string normal form.
+
+Runs in the caller's process, so it must stay linear-time on hostile input
+(100 kB of text, 10k nested braces): plain scans and regexes without nested
+quantifiers only, and a cap on how many candidate boxes are tried.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MAX_BOXES_TRIED = 16  # unbalanced (truncated) boxes are skipped, at most this many
+_MAX_ANSWER_CHARS = 2_000  # "the answer is ..." keeps at most this much of the line
+
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)  # \{ and \} are escaped, not braces
+_ANSWER_IS = re.compile(r"(?:\banswer\s+is|\banswer\s*:)\s*:?", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+_NUMBER = re.compile(
+    r"(?:(?<![\w)\]}])-)?"  # a minus sign, unless it is binary (after a word or bracket)
+    r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?|\.\d+)"  # 1,234 | 12 | 1.5 | .5
+    r"(?:/\d+)?"  # 3/4
+)
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer in ``text``: last ``\\boxed{}``/``\\fbox{}``, else "the answer is X",
+    else the last number; ``None`` if there is none."""
+    if not text:
+        return None
+    for extract in (_last_boxed, _answer_is, _last_number):
+        answer = extract(text)
+        if answer:
+            return answer
+    return None
+
+
+def _last_boxed(text: str) -> str | None:
+    starts = [m.end() for m in _BOX.finditer(text)]
+    for start in reversed(starts[-_MAX_BOXES_TRIED:]):
+        content = _box_argument(text, start)
+        if content is not None and content.strip():
+            return content.strip()
+    return None
+
+
+def _box_argument(text: str, i: int) -> str | None:
+    """The argument after ``\\boxed`` at index ``i``: ``{...}`` (balanced) or ``\\boxed 5``."""
+    n = len(text)
+    while i < n and text[i] in " \t":
+        i += 1
+    if i >= n:
+        return None
+    if text[i] != "{":  # "\boxed 5": one token
+        m = re.match(r"[^\s$]+", text[i:i + 100])
+        return m.group(0) if m else None
+    depth = 0
+    for m in _BRACE_TOKEN.finditer(text, i):  # only braces and escapes: fast on long text
+        tok = m.group(0)
+        if tok == "{":
+            depth += 1
+        elif tok == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1:m.start()]
+    return None  # unbalanced: truncated output
+
+
+def _answer_is(text: str) -> str | None:
+    last = None
+    for last in _ANSWER_IS.finditer(text):
+        pass
+    if last is None:
+        return None
+    rest = text[last.end():last.end() + _MAX_ANSWER_CHARS].strip()
+    if rest.startswith("$") and not rest.startswith("$$"):  # "is $5$, so ...": the math span
+        end = rest.find("$", 1)
+        if end > 0:
+            return _strip_answer(rest[1:end])
+    end = _SENTENCE_END.search(rest)
+    return _strip_answer(rest[:end.start()] if end else rest)
+
+
+def _strip_answer(answer: str) -> str | None:
+    answer = answer.strip().strip("*").strip()  # markdown bold
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if answer.startswith(left) and answer.endswith(right) and len(answer) >= len(left) + len(right):
+            answer = answer[len(left):len(answer) - len(right)].strip()
+    answer = answer.rstrip(".").strip().strip("$").strip()
+    return answer or None
+
+
+def _last_number(text: str) -> str | None:
+    last = None
+    for last in _NUMBER.finditer(text):
+        pass
+    return last.group(0).replace(",", "") if last else None
+
+
+_COSMETIC = re.compile(r"\\left|\\right|\\[!,;: ]|\s+|\$")
+
+
+def normalize(answer: str) -> str:
+    """A cosmetic normal form: equal normal forms mean equal answers (the fast path).
+
+    Only removes what never changes meaning: spacing, ``$``, ``\\left``/``\\right``,
+    ``\\dfrac``/``\\tfrac`` spelling, a trailing period.
+    """
+    s = _COSMETIC.sub("", answer)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return s.rstrip(".")
