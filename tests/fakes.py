@@ -19,7 +19,7 @@ class CharTokenizer:
     def encode(self, text: str) -> list[int]:
         return [ord(c) for c in text]
 
-    def decode(self, ids) -> str:
+    def decode(self, ids, special: bool = False) -> str:
         return "".join(chr(i) for i in ids)
 
     def chat_prompt(self, messages) -> list[int]:

@@ -7,11 +7,12 @@ misses its deadline (or the worker dies), the parent kills that one worker,
 starts a fresh one in its slot, and reports "no result". Other calls go on.
 
 Why not multiprocessing's "spawn" Process: spawn re-imports the parent's
-``__main__`` module in every child (a script that loads a model would load it
-again). We start a plain ``python -c`` that runs ``verifiers._worker.main`` instead, which is spawn
-without that: a fresh interpreter, no fork of a threaded parent, and only the
-worker module imported. The pipe is a multiprocessing ``Connection`` on a
-socketpair, so messages are pickled exactly as multiprocessing would.
+``__main__`` module in every child (a script that loads a model at top level
+would load it again, or fail to bootstrap). We start ``python -c`` running
+``verifiers._worker.main`` instead: like spawn, a fresh interpreter and no fork
+of a threaded parent, but only the worker's own modules are imported. The pipe
+is a multiprocessing ``Connection`` on a socketpair, so messages are pickled
+exactly as multiprocessing would.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -86,13 +88,17 @@ class DeadlinePool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._live: set[_Worker] = set()  # started and not yet killed: booting, idle or busy
-        self._closed = False
+        self._closed_event = threading.Event()  # shared with the finalizer, which may run first at exit
         self._start_error: str | None = None
         self.restarts = 0  # how many workers were killed and replaced (for tests and stats)
         # Kill the children even if nobody calls close(): at garbage collection or exit.
-        self._finalizer = weakref.finalize(self, _kill_all, self._live, self._lock)
+        self._finalizer = weakref.finalize(self, _kill_all, self._live, self._lock, self._closed_event)
         for _ in range(workers):
             self._start_worker()
+
+    @property
+    def _closed(self) -> bool:
+        return self._closed_event.is_set()
 
     # -- worker lifecycle -------------------------------------------------------------
 
@@ -151,6 +157,19 @@ class DeadlinePool:
                 if self._start_error is not None and not self._live:
                     raise WorkerStartError(f"verifier worker failed to start: {self._start_error}")
 
+    def wait_all_idle(self, timeout_s: float) -> bool:
+        """Block until every worker is started and idle (e.g. before timing something)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self._start_error is not None and not self._live:
+                raise WorkerStartError(f"verifier worker failed to start: {self._start_error}")
+            with self._lock:
+                live = len(self._live)
+            if self._idle.qsize() >= live:
+                return True
+            time.sleep(0.02)
+        return False
+
     # -- the one operation --------------------------------------------------------------
 
     def call(self, fn: Callable[..., Any], args: tuple, deadline_s: float) -> tuple[bool, Any]:
@@ -182,11 +201,11 @@ class DeadlinePool:
 
     def close(self) -> None:
         """Stop every worker. Calls in flight in other threads get ``(False, ...)``."""
-        self._closed = True
         self._finalizer()
 
 
-def _kill_all(live: set[_Worker], lock: threading.Lock) -> None:
+def _kill_all(live: set[_Worker], lock: threading.Lock, closed: threading.Event) -> None:
+    closed.set()
     with lock:
         workers = list(live)
         live.clear()

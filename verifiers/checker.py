@@ -9,9 +9,13 @@ does not finish in ``deadline_s`` is ``None`` (undecided), never a hang.
 from __future__ import annotations
 
 import atexit
+import re
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 from verifiers import _worker
@@ -23,6 +27,17 @@ from verifiers.extract import extract_answer, normalize
 MAX_ANSWER_CHARS = 1_000
 MAX_TEXT_CHARS = 200_000
 MAX_BRACE_DEPTH = 100  # deeper nesting than this is garbage, not an answer
+
+
+@dataclass
+class CheckerStats:
+    """What a checker has done so far (for benchmarks and the ledger)."""
+
+    pool_calls: int = 0  # comparisons sent to a worker
+    decided_up_front: int = 0  # answered without a worker: equal normal forms or screened out
+    undecided: int = 0  # pool calls that gave None: deadline, crash or math-verify error
+    total_call_s: float = 0.0  # summed wall time of pool calls
+    max_call_s: float = 0.0  # slowest single pool call
 
 
 class AnswerChecker:
@@ -41,6 +56,7 @@ class AnswerChecker:
         self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._stats = CheckerStats()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -54,6 +70,12 @@ class AnswerChecker:
                 self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="verifier")
             assert self._threads is not None
             return self._pool, self._threads
+
+    def warm_up(self, timeout_s: float = 120.0) -> None:
+        """Start the workers now and wait until all are ready (otherwise the first call does)."""
+        pool, _ = self._ensure_pool()
+        if not pool.wait_all_idle(timeout_s):
+            raise TimeoutError(f"verifier workers not ready after {timeout_s}s")
 
     def close(self) -> None:
         with self._lock:
@@ -70,6 +92,11 @@ class AnswerChecker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def stats(self) -> CheckerStats:
+        """A snapshot of the counters since this checker was made."""
+        with self._lock:
+            return replace(self._stats)
 
     @property
     def restarts(self) -> int:
@@ -131,13 +158,25 @@ class AnswerChecker:
 
     def _run(self, tasks: list[tuple[Any, tuple] | bool | None]) -> list[bool | None]:
         """Run the pool tasks; plain ``bool``/``None`` entries are answers decided up front."""
+        if self._closed:
+            raise RuntimeError("AnswerChecker is closed")
         todo = [t for t in tasks if isinstance(t, tuple)]
+        with self._lock:
+            self._stats.decided_up_front += len(tasks) - len(todo)
         if not todo:
             return list(tasks)  # type: ignore[arg-type]
         pool, threads = self._ensure_pool()
 
         def one(task: tuple[Any, tuple]) -> bool | None:
+            start = time.perf_counter()
             ok, value = pool.call(task[0], task[1], self.deadline_s)
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                st = self._stats
+                st.pool_calls += 1
+                st.undecided += not ok
+                st.total_call_s += elapsed
+                st.max_call_s = max(st.max_call_s, elapsed)
             return bool(value) if ok else None
 
         results = iter(threads.map(one, todo) if len(todo) > 1 else [one(todo[0])])
@@ -148,11 +187,37 @@ def _answer_task(gold: str, pred: str) -> tuple[Any, tuple] | bool | None:
     """A pool task for two bare answers, or the verdict when no pool call is needed."""
     if gold is None or pred is None:
         return None
-    if normalize(gold) == normalize(pred):
+    g, p = normalize(gold), normalize(pred)
+    if g == p:
         return True
+    quick = _compare_plain_numbers(g, p)
+    if quick is not None:
+        return quick
     if not _sane(gold, MAX_ANSWER_CHARS) or not _sane(pred, MAX_ANSWER_CHARS):
         return None
     return (_worker.verify_answers, (gold, pred))
+
+
+_INTEGER = re.compile(r"-?\d{1,40}")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:/\d{1,40})?")
+
+
+def _compare_plain_numbers(gold: str, pred: str) -> bool | None:
+    """Decide two plain numbers in-process where math-verify must agree, else ``None``.
+
+    Two integers: equal or not (math-verify compares integers exactly). Other plain numbers
+    (decimals, a/b): only equality is decided; math-verify's rounding may call close
+    values equal, so "unequal" still goes to the pool.
+    """
+    if _INTEGER.fullmatch(gold) and _INTEGER.fullmatch(pred):
+        return int(gold) == int(pred)
+    if _PLAIN_NUMBER.fullmatch(gold) and _PLAIN_NUMBER.fullmatch(pred):
+        try:
+            if Fraction(gold) == Fraction(pred):
+                return True
+        except (ValueError, ZeroDivisionError):
+            pass
+    return None
 
 
 def _text_task(

@@ -47,7 +47,7 @@ def _last_boxed(text: str) -> str | None:
 def _box_argument(text: str, i: int) -> str | None:
     """The argument after ``\\boxed`` at index ``i``: ``{...}`` (balanced) or ``\\boxed 5``."""
     n = len(text)
-    while i < n and text[i] in " \t":
+    while i < n and text[i].isspace():
         i += 1
     if i >= n:
         return None

@@ -19,7 +19,9 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
-    def decode(self, ids: list[int] | tuple[int, ...]) -> str: ...
+    def decode(self, ids: list[int] | tuple[int, ...], special: bool = False) -> str:
+        """Text of `ids`; `special=True` keeps special tokens (to send a templated prompt as text)."""
+        ...
 
     def chat_prompt(self, messages: list[Message]) -> list[int]:
         """Token ids of `messages` rendered with the model's template, ready for the assistant turn."""
@@ -51,8 +53,8 @@ class HFTokenizer:
     def encode(self, text: str) -> list[int]:
         return list(self.tok.encode(text, add_special_tokens=False))
 
-    def decode(self, ids: list[int] | tuple[int, ...]) -> str:
-        return self.tok.decode(list(ids), skip_special_tokens=True)
+    def decode(self, ids: list[int] | tuple[int, ...], special: bool = False) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=not special)
 
     def chat_prompt(self, messages: list[Message]) -> list[int]:
         if getattr(self.tok, "chat_template", None):

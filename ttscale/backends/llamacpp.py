@@ -36,8 +36,8 @@ class LlamaCppTokenizer:
     def encode(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
-    def decode(self, ids: list[int] | tuple[int, ...]) -> str:
-        return self.llm.detokenize(list(ids)).decode("utf-8", "replace")
+    def decode(self, ids: list[int] | tuple[int, ...], special: bool = False) -> str:
+        return self.llm.detokenize(list(ids), special=special).decode("utf-8", "replace")
 
     def chat_prompt(self, messages: list[Message]) -> list[int]:
         if self._formatter is None:

@@ -32,7 +32,11 @@ def load_tokenizer(spec: str | None, model: str) -> Tokenizer:
         from ttscale.backends.llamacpp import LlamaCppTokenizer
         from ttscale.models import gguf_path
 
-        return LlamaCppTokenizer(Llama(model_path=str(gguf_path(None if is_default(name) else name)), vocab_only=True, verbose=False))
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):  # llama.cpp logs from C even with verbose=False
+            vocab = Llama(model_path=str(gguf_path(None if is_default(name) else name)), vocab_only=True, verbose=False)
+        return LlamaCppTokenizer(vocab)
     try:
         from transformers import AutoTokenizer
 
@@ -60,6 +64,9 @@ class OpenAIBackend:
         self.tokenizer = load_tokenizer(tokenizer, self.model if model else (tokenizer or "default"))
         self.context_length = context_length or 4096
         self.model_path = None
+        # Token-id prompts keep the exact prefix; servers that only take text (llama.cpp's) get the
+        # prompt rendered with its special tokens, which they tokenize back to the same ids.
+        self.prompt_as_ids = True
 
     def _served_model(self) -> str:
         """The first model the server lists, so `--model` can be omitted for single-model servers."""
@@ -108,7 +115,7 @@ class OpenAIBackend:
         s = req.sampling
         body: dict[str, Any] = {
             "model": self.model,
-            "prompt": list(req.prompt_ids),
+            "prompt": self._prompt(req.prompt_ids),
             "n": n,
             "temperature": s.temperature,
             "top_p": s.top_p,
@@ -125,6 +132,10 @@ class OpenAIBackend:
             try:
                 async with sem:
                     r = await client.post(url, json=body)
+                if r.status_code >= 400 and self.prompt_as_ids and "prompt" in r.text:
+                    self.prompt_as_ids = False  # this server wants text prompts
+                    body["prompt"] = self._prompt(req.prompt_ids)
+                    continue
                 if r.status_code in RETRY_STATUS and attempt < self.retries:
                     await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * (1 + random.random()))
                     continue
@@ -139,6 +150,9 @@ class OpenAIBackend:
                 raise TTScaleError(f"cannot reach the server at {self.base_url} ({type(e).__name__})",
                                    "start the server or fix --base-url") from None
         raise AssertionError("unreachable")
+
+    def _prompt(self, ids: tuple[int, ...]) -> list[int] | str:
+        return list(ids) if self.prompt_as_ids else self.tokenizer.decode(ids, special=True)
 
     def _completion(self, choice: dict[str, Any]) -> Completion:
         text = choice.get("text") or ""

@@ -32,7 +32,7 @@ class TrainConfig:
 
     examples: int = 60000
     steps: int = 3000
-    batch_size: int = 32
+    batch_size: int = 64
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.05
@@ -43,6 +43,7 @@ class TrainConfig:
     layers: int = 4
     heads: int = 4
     max_positions: int = 512
+    bf16: bool = True
     exclude_eval: bool = True
 
 
@@ -117,6 +118,7 @@ def train(out: Path, seed: int = 0, cfg: TrainConfig = TrainConfig(), log_every:
           f"vocab {len(tok)}, {time.time() - t0:.1f}s", flush=True)
 
     model = make_model(cfg, tok)
+    model.set_attn_implementation("eager")  # faster than sdpa for these short CPU sequences
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -144,12 +146,14 @@ def train(out: Path, seed: int = 0, cfg: TrainConfig = TrainConfig(), log_every:
             mask[b, :len(seq)] = 1
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        # bf16 autocast: CPU bf16 matmuls run ~3-4x faster than fp32 here; the weights stay fp32.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        running += float(loss)
+        running += float(loss.detach())
         tokens += int(mask.sum())
         if (step + 1) % log_every == 0 or step + 1 == len(plan):
             n = (step % log_every) + 1
