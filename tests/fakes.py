@@ -44,10 +44,17 @@ class FakeBackend:
             comps = []
             for j in range(r.n):
                 seed = None if r.sampling.seed is None else r.sampling.seed + j
-                text = self.script(r.prompt_ids, j, seed)[: r.sampling.max_tokens]
-                ids = self.tokenizer.encode(text)
+                full = self.script(r.prompt_ids, j, seed)
+                text, stop, finish = full[: r.sampling.max_tokens], None, "stop"
+                if len(full) > r.sampling.max_tokens:
+                    finish = "length"
+                hits = [(text.find(s), s) for s in r.sampling.stop if s and s in text]
+                if hits:  # like real backends: text stops before the stop string, ids include it
+                    cut, stop = min(hits)
+                    text, finish = text[:cut], "stop"
+                ids = self.tokenizer.encode(text + (stop or ""))
                 lps = [-0.1 * (1 + j)] * len(ids) if r.sampling.logprobs else None
-                comps.append(Completion(token_ids=ids, text=text, finish_reason="stop", logprobs=lps))
+                comps.append(Completion(token_ids=ids, text=text, finish_reason=finish, logprobs=lps, stop=stop))
             out.append(GenResult(completions=comps, prompt_tokens=len(r.prompt_ids)))
         return out
 

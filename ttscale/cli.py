@@ -6,8 +6,10 @@ Errors a user can cause print as one line and exit with code 2; tracebacks are f
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +19,21 @@ from ttscale.errors import TTScaleError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Test-time compute scaling for LLM reasoning.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Route everything printed while a backend runs (vLLM logs to stdout, from child processes too) to
+    stderr at the file-descriptor level, so stdout carries only the answer or the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],
@@ -64,7 +81,7 @@ def solve(
     strategies.get(strategy)  # fail on a typo before loading a model
     check_budget(budget)
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx)
-    with Engine(backend=backend, model=model, **opts) as engine:
+    with stdout_to_stderr(), Engine(backend=backend, model=model, **opts) as engine:
         result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
                               top_p=top_p, max_tokens=max_tokens, aggregate=aggregate, scorer=scorer)
     if as_json:

@@ -19,6 +19,7 @@ from ttscale.models import ModelDefaults, model_defaults
 from ttscale.requests import Sampling
 from ttscale.result import Result
 from ttscale.scheduler import Scheduler
+from ttscale.scoring import scorers
 from ttscale.strategies import strategies
 from ttscale.strategies.aggregate import vote_share
 from ttscale.strategies.base import Task
@@ -41,6 +42,7 @@ class Engine:
         model: str | None = None,
         *,
         checker: Any = None,
+        verifier_options: dict[str, dict[str, Any]] | None = None,
         **backend_options: Any,
     ) -> None:
         self.backend: Backend = make_backend(backend, model, **backend_options) if isinstance(backend, str) else backend
@@ -51,6 +53,14 @@ class Engine:
             checker = get_checker()
         self.checker = checker
         self.last_batch_usage = None  # batch-level Ledger of the latest solve_batch: real backend calls made
+        self.verifier_options = verifier_options or {}  # verifier name -> options, e.g. {"prm": {"model": ...}}
+        self._scorers: dict[str, Any] = {}
+
+    def scorer(self, name: str) -> Any:
+        """The engine's instance of verifier `name`, built on first use (a PRM loads once)."""
+        if name not in self._scorers:
+            self._scorers[name] = scorers.get(name)(self.backend, **self.verifier_options.get(name, {}))
+        return self._scorers[name]
 
     # -- public API -------------------------------------------------------------------------------------
     def solve(self, prompt: Prompt, strategy: str = "best_of_n", budget: int = 8, seed: int = 0, **options: Any) -> Result:
@@ -83,7 +93,7 @@ class Engine:
             raise TTScaleError("no prompts given", "pass at least one problem")
         prepared = [self.prepare(p, system_prompt) for p in prompts]
         tasks = [self._task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
-        scheduler = Scheduler(self.backend)
+        scheduler = Scheduler(self.backend, self.scorer)
         outcomes = scheduler.run([strategy_fn(t) for t in tasks])
         self.last_batch_usage = scheduler.totals
         results = []

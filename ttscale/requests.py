@@ -19,7 +19,8 @@ class Sampling:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     seed: int | None = None
-    logprobs: bool = False
+    logprobs: bool = False  # log p of each sampled token
+    top_logprobs: int = 0  # also the k most likely tokens at each position (verifiers read P("Yes") here)
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,18 @@ class GenRequest:
 
 @dataclass
 class Completion:
-    """One sampled continuation, with what the backend knows about it."""
+    """One sampled continuation, with what the backend knows about it.
+
+    When a stop string ends it, `text` stops before the stop string, `stop` names it, and `token_ids`
+    include the tokens that produced it: continuing from prompt + token_ids resumes after the delimiter.
+    """
 
     token_ids: list[int]
     text: str
     finish_reason: str  # "stop" (EOS or stop string), "length"
     logprobs: list[float] | None = None  # log p of each generated token, when asked for
+    top_logprobs: list[dict[int, float]] | None = None  # per position: token id -> log p, k most likely
+    stop: str | None = None  # the stop string that ended it, if one did
 
     @property
     def mean_logprob(self) -> float | None:
@@ -68,15 +75,20 @@ class Generate:
     prefixes: tuple[tuple[int, ...], ...]
     n: int
     sampling: Sampling
+    per_prefix: tuple[Sampling, ...] = ()  # optional: one Sampling per prefix (e.g. per-particle temperature)
 
 
 @dataclass(frozen=True)
 class Score:
-    """Strategy request: score candidate texts with a named verifier. Receives list[float | None]."""
+    """Strategy request: score candidates with a named verifier.
+
+    Each candidate is a sequence of steps (a complete solution scored as a whole is one step). Receives,
+    per candidate, one score in [0, 1] per step (None where the verifier could not decide).
+    """
 
     verifier: str
     problem: str
-    candidates: tuple[str, ...]
+    candidates: tuple[tuple[str, ...], ...]
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 

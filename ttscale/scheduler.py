@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from ttscale.backends.base import Backend
 from ttscale.errors import TTScaleError
 from ttscale.ledger import Ledger
 from ttscale.requests import Generate, GenRequest, Score
-from ttscale.scoring import scorers
+from ttscale.scoring import Scorer
 from ttscale.strategies.base import Outcome, StrategyGen
 
 
@@ -43,8 +43,9 @@ class Job:
 class Scheduler:
     """Batches the pending requests of all jobs into one backend call per round."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer]) -> None:
         self.backend = backend
+        self.scorer_for = scorer_for
         self.totals = Ledger()  # batch-level: backend_calls counts real calls made
 
     def run(self, gens: list[StrategyGen]) -> list[tuple[Outcome, Ledger]]:
@@ -85,9 +86,10 @@ class Scheduler:
         for i, job in items:
             req: Generate = job.pending
             for p, prefix in enumerate(req.prefixes):
+                sampling = req.per_prefix[p] if req.per_prefix else req.sampling
                 # Distinct prefixes of one request get distinct, still reproducible, seeds.
-                seed = None if req.sampling.seed is None else req.sampling.seed + p * 7919
-                flat.append(GenRequest(tuple(prefix), req.n, replace(req.sampling, seed=seed)))
+                seed = None if sampling.seed is None else sampling.seed + p * 7919
+                flat.append(GenRequest(tuple(prefix), req.n, replace(sampling, seed=seed)))
                 owners.append((i, p))
         results = self.backend.generate(flat)
         self.totals.backend_calls += 1
@@ -107,8 +109,7 @@ class Scheduler:
             responses[i] = per_job[i]
 
     def _score(self, name: str, items: list[tuple[int, Job]], responses: dict[int, Any]) -> None:
-        scorer = scorers.get(name)
-        results, tokens = scorer.score_batch([j.pending for _, j in items], self.backend)
+        results, tokens = self.scorer_for(name).score_batch([j.pending for _, j in items])
         share = tokens // max(len(items), 1)
         for (i, job), res in zip(items, results):
             job.ledger.verifier_tokens += share

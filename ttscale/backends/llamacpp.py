@@ -119,13 +119,19 @@ class LlamaCppBackend:
         vocab = llm._model.vocab
         out_ids: list[int] = []
         logprobs: list[float] | None = [] if s.logprobs else None
+        tops: list[dict[int, float]] | None = [] if s.top_logprobs > 0 else None
         finish, cut = "length", None
         tokens = llm.generate(prompt, temp=0.0 if greedy else s.temperature, top_p=s.top_p, top_k=0, min_p=0.0,
                               typical_p=1.0, repeat_penalty=1.0, reset=True)
         for token in tokens:
-            if logprobs is not None:  # logits that produced `token`, before it is evaluated
+            if logprobs is not None or tops is not None:  # logits that produced `token`, before it is evaluated
                 logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,))
-                logprobs.append(float(logits[token] - _logsumexp(logits)))
+                norm = _logsumexp(logits)
+                if logprobs is not None:
+                    logprobs.append(float(logits[token] - norm))
+                if tops is not None:
+                    best = np.argpartition(logits, -s.top_logprobs)[-s.top_logprobs:]
+                    tops.append({int(t): float(logits[t] - norm) for t in best})
             out_ids.append(token)
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
@@ -142,7 +148,9 @@ class LlamaCppBackend:
         text = self.tokenizer.decode(body)
         if cut is not None:
             text = text[: _first_stop(text, s.stop)]
-        comp = Completion(token_ids=out_ids, text=text, finish_reason=finish, logprobs=logprobs)
+        stop = _matched_stop(self.tokenizer.decode(body), s.stop) if cut is not None else None
+        comp = Completion(token_ids=out_ids, text=text, finish_reason=finish, logprobs=logprobs, top_logprobs=tops,
+                          stop=stop)
         return comp, len(prompt) - reused, reused
 
     def close(self) -> None:
@@ -152,6 +160,12 @@ class LlamaCppBackend:
 def _logsumexp(x: np.ndarray) -> float:
     m = float(np.max(x))
     return m + float(np.log(np.sum(np.exp(x - m))))
+
+
+def _matched_stop(text: str, stops: tuple[str, ...]) -> str | None:
+    """The stop string that occurs first in `text`."""
+    hits = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
+    return min(hits)[1] if hits else None
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:

@@ -107,7 +107,7 @@ class OpenAIBackend:
                 u = d.get("usage") or {}
                 prompt_tokens += int(u.get("prompt_tokens", len(req.prompt_ids)))
                 cached += int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        return GenResult(completions=[self._completion(c) for c in choices[: req.n]],
+        return GenResult(completions=[self._completion(c, req.sampling.stop) for c in choices[: req.n]],
                          prompt_tokens=prompt_tokens - cached, cached_prompt_tokens=cached)
 
     async def _post(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, req: GenRequest, n: int,
@@ -125,8 +125,8 @@ class OpenAIBackend:
             body["stop"] = list(s.stop)
         if seed is not None:
             body["seed"] = seed
-        if s.logprobs:
-            body["logprobs"] = 1
+        if s.logprobs or s.top_logprobs:
+            body["logprobs"] = max(1, s.top_logprobs)
         url = f"{self.base_url}/completions"
         for attempt in range(self.retries + 1):
             try:
@@ -154,12 +154,27 @@ class OpenAIBackend:
     def _prompt(self, ids: tuple[int, ...]) -> list[int] | str:
         return list(ids) if self.prompt_as_ids else self.tokenizer.decode(ids, special=True)
 
-    def _completion(self, choice: dict[str, Any]) -> Completion:
+    def _completion(self, choice: dict[str, Any], stops: tuple[str, ...]) -> Completion:
         text = choice.get("text") or ""
-        ids = choice.get("token_ids") or self.tokenizer.encode(text)
-        lps = None
+        stop = choice.get("stop_reason") if isinstance(choice.get("stop_reason"), str) else None
+        if stop is None and choice.get("finish_reason") == "stop" and len(stops) == 1:
+            stop = stops[0]  # servers that do not say which stop string matched; with one, it is that one
+        ids = choice.get("token_ids") or self.tokenizer.encode(text + (stop or ""))
+        lps = tops = None
         lp = choice.get("logprobs")
         if isinstance(lp, dict) and lp.get("token_logprobs") is not None:
             lps = [float(x) if x is not None and math.isfinite(x) else 0.0 for x in lp["token_logprobs"]]
+        if isinstance(lp, dict) and lp.get("top_logprobs"):
+            tops = [self._top_ids(d or {}) for d in lp["top_logprobs"]]
         finish = "stop" if choice.get("finish_reason") == "stop" else "length"
-        return Completion(token_ids=list(ids), text=text, finish_reason=finish, logprobs=lps)
+        return Completion(token_ids=list(ids), text=text, finish_reason=finish, logprobs=lps, top_logprobs=tops,
+                          stop=stop)
+
+    def _top_ids(self, top: dict[str, float]) -> dict[int, float]:
+        """The server names top tokens by text; map back to ids where a text is exactly one token."""
+        out: dict[int, float] = {}
+        for tok, lp in top.items():
+            ids = self.tokenizer.encode(tok)
+            if len(ids) == 1 and lp is not None:
+                out[ids[0]] = float(lp)
+        return out

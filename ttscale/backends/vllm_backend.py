@@ -23,6 +23,7 @@ class VLLMBackend:
 
     def __init__(self, model: str | None = None, *, context_length: int | None = None, dtype: str = "auto",
                  seed: int = 0, gpu_memory_utilization: float = 0.85, **llm_options: Any) -> None:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             import vllm  # noqa: F401
         except ImportError as e:
@@ -60,23 +61,27 @@ class VLLMBackend:
                 max_tokens=r.sampling.max_tokens,
                 stop=list(r.sampling.stop) or None,
                 seed=r.sampling.seed,
-                logprobs=0 if r.sampling.logprobs else None,
+                logprobs=r.sampling.top_logprobs if r.sampling.top_logprobs else (0 if r.sampling.logprobs else None),
             )
             for r in requests
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [self._result(o) for o in outputs]
+        return [self._result(o, r.sampling.top_logprobs) for o, r in zip(outputs, requests)]
 
     @staticmethod
-    def _result(out: Any) -> GenResult:
+    def _result(out: Any, top_k: int) -> GenResult:
         cached = int(getattr(out, "num_cached_tokens", 0) or 0)
         completions = []
         for c in out.outputs:
-            lps = None
+            lps = tops = None
             if c.logprobs is not None:
                 lps = [float(step[tid].logprob) for tid, step in zip(c.token_ids, c.logprobs)]
-            completions.append(Completion(token_ids=list(c.token_ids), text=c.text,
-                                          finish_reason="stop" if c.finish_reason == "stop" else "length", logprobs=lps))
+                if top_k:  # each step holds the sampled token plus the top k
+                    tops = [{int(t): float(lp.logprob) for t, lp in step.items() if lp.rank is not None and lp.rank <= top_k}
+                            for step in c.logprobs]
+            stop = c.stop_reason if isinstance(c.stop_reason, str) else None
+            completions.append(Completion(token_ids=list(c.token_ids), text=c.text, logprobs=lps, top_logprobs=tops,
+                                          finish_reason="stop" if c.finish_reason == "stop" else "length", stop=stop))
         return GenResult(completions=completions, prompt_tokens=len(out.prompt_token_ids) - cached, cached_prompt_tokens=cached)
 
     def close(self) -> None:

@@ -1,0 +1,98 @@
+"""Particle filtering for inference-time scaling (Puri et al., "A Probabilistic Inference Approach to
+Inference-Time Scaling of LLMs using Particle-Based Monte Carlo Methods").
+
+N particles (N = budget). Each round every unfinished particle grows by one step, a process verifier
+scores it, scores become weights (softmax of logit(score) / temperature), and the particles are
+resampled systematically when the effective sample size drops below the threshold (by default every
+round, as in the paper). Finished particles keep their last weight and take part in resampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ttscale.errors import TTScaleError
+from ttscale.strategies.aggregate import aggregate, check_aggregation
+from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
+from ttscale.strategies.steps import Path, aggregate_steps, check_step_aggregation, extend, score_paths, step_limits
+
+EPS = 1e-6
+
+
+def log_weights(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """logit(p) / temperature: the paper's weighting of PRM probabilities."""
+    p = np.clip(scores, EPS, 1 - EPS)
+    return (np.log(p) - np.log1p(-p)) / temperature
+
+
+def normalise(logw: np.ndarray) -> np.ndarray:
+    w = np.exp(logw - logw.max())
+    return w / w.sum()
+
+
+def effective_sample_size(weights: np.ndarray) -> float:
+    return float(1.0 / np.sum(weights**2))
+
+
+def systematic_resample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of N draws with one uniform offset: lower variance than multinomial resampling."""
+    n = len(weights)
+    positions = (rng.random() + np.arange(n)) / n
+    cumulative = np.cumsum(weights)
+    cumulative[-1] = 1.0
+    return np.searchsorted(cumulative, positions, side="right").clip(0, n - 1)
+
+
+@register_strategy("particle")
+def particle(task: Task) -> StrategyGen:
+    o = task.options
+    verifier = o.get("verifier", "arith_steps")
+    how_steps = check_step_aggregation(o.get("step_aggregate", "last"))
+    how_final = check_aggregation(o.get("aggregate", "top"))
+    temperature = float(o.get("weight_temperature", 1.0))
+    ess_threshold = float(o.get("ess_threshold", 1.0 + EPS))  # > 1: resample every round
+    if temperature <= 0:
+        raise TTScaleError("weight_temperature must be positive", "pass e.g. 1.0")
+    limits = step_limits(task)
+    temps = o.get("temperatures")  # optional: one sampling temperature per particle, cycled
+
+    n = task.budget
+    particles = [Path(temperature=float(temps[i % len(temps)]) if temps else None) for i in range(n)]
+    logw = np.zeros(n)
+    history: list[dict] = []
+    rounds = 0
+    while not all(p.done for p in particles) and rounds < limits.max_steps:
+        rounds += 1
+        live = [i for i, p in enumerate(particles) if not p.done]
+        children = yield from extend(task, [particles[i] for i in live], 1, limits)
+        for i, kids in zip(live, children):
+            particles[i] = kids[0]
+        yield from score_paths(task, [particles[i] for i in live], verifier)
+        for i in live:  # finished particles keep their last weight
+            logw[i] = log_weights(np.array([aggregate_steps(particles[i].scores, how_steps)]), temperature)[0]
+        weights = normalise(logw)
+        ess = effective_sample_size(weights)
+        event = {"round": rounds, "ess": round(ess, 3), "weights": [round(float(w), 4) for w in weights]}
+        if ess < ess_threshold * n and not all(p.done for p in particles):
+            parents = systematic_resample(weights, task.rng)
+            particles = [replace(particles[j], steps=list(particles[j].steps), scores=list(particles[j].scores)) for j in parents]
+            logw = logw[parents]
+            event["parents"] = [int(j) for j in parents]
+        history.append(event)
+
+    weights = normalise(logw)
+    candidates: list[Candidate] = []
+    for i, p in enumerate(particles):
+        c = p.to_candidate(particle=i, weight=round(float(weights[i]), 6), temperature=p.temperature)
+        c.scores[verifier] = aggregate_steps(p.scores, how_steps)
+        c.scores["weight"] = float(weights[i])
+        c.answer = task.extract(c.text)
+        candidates.append(c)
+    for c, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
+        c.cluster = cid
+    outcome: Outcome = aggregate(candidates, how_final, score_key="weight")
+    outcome.details = {"verifier": verifier, "step_aggregate": how_steps, "aggregate": how_final,
+                       "weight_temperature": temperature, "rounds": rounds, "resampling": history}
+    return outcome

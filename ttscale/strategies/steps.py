@@ -1,0 +1,119 @@
+"""Partial solutions as token ids, extended one step at a time: what every step-level search shares.
+
+A step is the text up to the step delimiter (default a blank line). A path keeps the exact token ids
+the model produced, so the next step continues from prompt + ids with nothing re-templated or
+re-tokenized, and backends reuse the shared prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Generator
+
+import numpy as np
+
+from ttscale.errors import TTScaleError, unknown_name
+from ttscale.requests import Completion, Generate, Sampling, Score
+from ttscale.strategies.base import Candidate, Task
+
+STEP_AGGREGATIONS = ("last", "min", "prod", "mean")
+
+
+@dataclass
+class Path:
+    """One partial (or finished) solution."""
+
+    ids: tuple[int, ...] = ()  # generated token ids after the prompt
+    text: str = ""  # exact generated text, delimiters included
+    steps: list[str] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)  # one per step, from the verifier
+    done: bool = False
+    finish: str = ""
+    temperature: float | None = None
+
+    def child(self, c: Completion, limits: "StepLimits") -> "Path":
+        """This path extended by completion `c` (one step)."""
+        step = c.text.strip()
+        ids = self.ids + tuple(c.token_ids)
+        ended_by_delimiter = c.stop is not None
+        done = (
+            not ended_by_delimiter and c.finish_reason == "stop"  # EOS: the model finished
+            or not step  # an empty step means nothing more is coming
+            or len(self.steps) + 1 >= limits.max_steps
+            or len(ids) >= limits.max_tokens
+        )
+        return Path(ids=ids, text=self.text + c.text + (c.stop or ""), steps=self.steps + ([step] if step else []),
+                    scores=list(self.scores), done=done, finish="stop" if done and c.finish_reason == "stop" else c.finish_reason,
+                    temperature=self.temperature)
+
+    def to_candidate(self, **meta: Any) -> Candidate:
+        return Candidate(text=self.text.strip(), token_ids=list(self.ids), finish_reason=self.finish,
+                         meta={"steps": list(self.steps), "step_scores": list(self.scores), **meta})
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    delimiter: str
+    step_tokens: int  # per step
+    max_steps: int
+    max_tokens: int  # per path, all steps together
+
+
+def step_limits(task: Task) -> StepLimits:
+    o = task.options
+    delimiter = o.get("step_delimiter") or "\n\n"
+    limits = StepLimits(
+        delimiter=delimiter,
+        step_tokens=int(o.get("step_tokens", min(256, task.sampling.max_tokens))),
+        max_steps=int(o.get("max_steps", 32)),
+        max_tokens=task.sampling.max_tokens,
+    )
+    if limits.step_tokens < 1 or limits.max_steps < 1:
+        raise TTScaleError("step_tokens and max_steps must be at least 1", "pass positive values")
+    return limits
+
+
+def step_sampling(task: Task, limits: StepLimits) -> Sampling:
+    return replace(task.sampling, stop=(limits.delimiter,) + tuple(task.sampling.stop), max_tokens=limits.step_tokens,
+                   seed=task.seed())
+
+
+def extend(task: Task, paths: list[Path], n: int, limits: StepLimits) -> Generator[Any, Any, list[list[Path]]]:
+    """Sample `n` next steps for every path in ONE Generate; returns the children per path."""
+    if not paths:
+        return []
+    sampling = step_sampling(task, limits)
+    per_prefix = ()
+    if any(p.temperature is not None for p in paths):  # per-path temperatures, still one request
+        per_prefix = tuple(replace(sampling, temperature=sampling.temperature if p.temperature is None else p.temperature)
+                           for p in paths)
+    results = yield Generate(prefixes=tuple(task.prompt_ids + p.ids for p in paths), n=n, sampling=sampling,
+                             per_prefix=per_prefix)
+    return [[p.child(c, limits) for c in comps] for p, comps in zip(paths, results)]
+
+
+def score_paths(task: Task, paths: list[Path], verifier: str) -> Generator[Any, Any, None]:
+    """Ask the verifier for per-step scores of every path (it caches prefixes it has seen)."""
+    if not paths:
+        return
+    scores = yield Score(verifier=verifier, problem=task.problem, candidates=tuple(tuple(p.steps) for p in paths))
+    for p, s in zip(paths, scores):
+        p.scores = list(s)
+
+
+def check_step_aggregation(name: str) -> str:
+    if name not in STEP_AGGREGATIONS:
+        raise unknown_name("step score aggregation", name, list(STEP_AGGREGATIONS))
+    return name
+
+
+def aggregate_steps(scores: list[float | None], how: str) -> float:
+    """One number for a path from its step scores; undecided steps count as neutral (0.5)."""
+    vals = [0.5 if s is None else float(s) for s in scores] or [0.5]
+    if how == "last":
+        return vals[-1]
+    if how == "min":
+        return min(vals)
+    if how == "prod":
+        return float(np.prod(vals))
+    return float(np.mean(vals))
