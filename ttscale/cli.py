@@ -70,20 +70,39 @@ def solve(
     temperature: float = typer.Option(0.8, "--temperature", "-t"),
     top_p: float = typer.Option(1.0, "--top-p"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Per candidate (default from the model)."),
-    aggregate: str = typer.Option("majority", "--aggregate", help="majority | weighted | top"),
-    scorer: str = typer.Option("logprob", "--scorer", help="Verifier that scores candidates for weighted/top."),
+    aggregate: Optional[str] = typer.Option(None, "--aggregate", help="majority | weighted | top (default: majority for best_of_n, top for search)"),
+    scorer: str = typer.Option("logprob", "--scorer", help="Best-of-N: verifier that scores whole candidates for weighted/top."),
+    verifier: str = typer.Option("arith_steps", "--verifier", help="Step-level search: process verifier (arith_steps | self_judge | prm)."),
+    prm_model: Optional[str] = typer.Option(None, "--prm-model", help="HF id or folder of the PRM for --verifier prm."),
+    prm_engine: str = typer.Option("transformers", "--prm-engine", help="transformers | vllm, for --verifier prm."),
+    step_aggregate: str = typer.Option("last", "--step-aggregate", help="Step scores -> path score: last | min | prod | mean."),
+    beam_width: int = typer.Option(4, "--beam-width", help="beam / dvts: expansions per kept beam (M)."),
+    step_delimiter: Optional[str] = typer.Option(None, "--step-delimiter", help="Text that ends a step (default: the model's, else a blank line)."),
+    ess_threshold: Optional[float] = typer.Option(None, "--ess-threshold", help="particle: resample when ESS < this x N (default: every round)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
 ) -> None:
     """Solve one problem; the answer goes to stdout, what was spent to stderr."""
     from ttscale.engine import Engine, check_budget
+    from ttscale.scoring import scorers
     from ttscale.strategies import strategies
 
     strategies.get(strategy)  # fail on a typo before loading a model
     check_budget(budget)
+    options: dict[str, Any] = {"scorer": scorer, "verifier": verifier, "step_aggregate": step_aggregate,
+                               "beam_width": beam_width}
+    if strategy != "best_of_n":
+        scorers.get(verifier)
+    if aggregate:
+        options["aggregate"] = aggregate
+    if step_delimiter:
+        options["step_delimiter"] = step_delimiter.encode().decode("unicode_escape")  # "\n\n" from a shell
+    if ess_threshold is not None:
+        options["ess_threshold"] = ess_threshold
+    verifier_options = {"prm": {"model": prm_model, "engine": prm_engine}} if prm_model else {}
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx)
-    with stdout_to_stderr(), Engine(backend=backend, model=model, **opts) as engine:
+    with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:
         result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
-                              top_p=top_p, max_tokens=max_tokens, aggregate=aggregate, scorer=scorer)
+                              top_p=top_p, max_tokens=max_tokens, **options)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return

@@ -175,7 +175,11 @@ class Engine:
             extract=extract_answer,
             cluster=self.checker.cluster,
             options={"step_delimiter": self.defaults.step_delimiter, **options},
+            render=self._render,
         )
+
+    def _render(self, messages: list[Message]) -> tuple[int, ...]:
+        return tuple(self.backend.tokenizer.chat_prompt(messages))
 
 
 def check_budget(budget: Any) -> int:

@@ -62,6 +62,9 @@ class Task:
     extract: Callable[[str], str | None]
     cluster: Callable[[list[str | None]], list[int | None]]
     options: dict[str, Any] = field(default_factory=dict)
+    # Chat messages -> token ids with the model's own template, for strategies that write new prompts
+    # (a synthesis over K paths, a revision turn). None where no tokenizer is available.
+    render: Callable[[list[dict[str, str]]], tuple[int, ...]] | None = None
 
     def seed(self) -> int:
         """A fresh backend seed drawn from this prompt's generator: same task seed, same samples."""
