@@ -76,8 +76,11 @@ def test_bad_input_one_line_exit_2(args, needle):
 def test_openai_backend_against_real_llama_cpp_server():
     with llama_cpp_server(str(embedded_gguf())) as base:
         out = solve_json(PROBLEM, "--backend", "openai", "--base-url", base, "--budget", "2", "--max-tokens", "32")
+        chat = solve_json(PROBLEM, "--backend", "openai", "--base-url", base, "--chat-api", "--budget", "2",
+                          "--max-tokens", "32")
     check_solve_json(out, 2)
     assert out["usage"]["prompt_tokens"] >= 2 * 20  # llama.cpp's server ignores n: two requests, two prompts
+    check_solve_json(chat, 2)  # the same through /v1/chat/completions, templated by the server
 
 
 @pytest.mark.vllm

@@ -37,7 +37,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],
-                    n_ctx: Optional[int]) -> dict[str, Any]:
+                    n_ctx: Optional[int], chat_api: bool = False) -> dict[str, Any]:
     """Flags that only some backends take, passed through only when given."""
     opts: dict[str, Any] = {}
     if backend == "openai":
@@ -48,8 +48,10 @@ def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str
             opts["api_key"] = api_key
         if tokenizer:
             opts["tokenizer"] = tokenizer
-    elif base_url:
-        raise TTScaleError(f"--base-url is for --backend openai, not {backend}", "add --backend openai or drop --base-url")
+        if chat_api:
+            opts["chat"] = True
+    elif base_url or chat_api:
+        raise TTScaleError(f"--base-url and --chat-api are for --backend openai, not {backend}", "add --backend openai or drop them")
     if n_ctx:
         opts["context_length"] = n_ctx
     return opts
@@ -66,6 +68,7 @@ def solve(
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TTSCALE_API_KEY", help="Bearer token for --base-url."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer (HF id/folder or GGUF) for --backend openai."),
     n_ctx: Optional[int] = typer.Option(None, "--context-length", help="Context length to load the model with."),
+    chat_api: bool = typer.Option(False, "--chat-api", help="--backend openai: send fresh prompts to /v1/chat/completions (the server's template)."),
     seed: int = typer.Option(0, "--seed"),
     temperature: float = typer.Option(0.8, "--temperature", "-t"),
     top_p: float = typer.Option(1.0, "--top-p"),
@@ -99,7 +102,7 @@ def solve(
     if ess_threshold is not None:
         options["ess_threshold"] = ess_threshold
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine}} if prm_model else {}
-    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx)
+    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api)
     with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:
         result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
                               top_p=top_p, max_tokens=max_tokens, **options)

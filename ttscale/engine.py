@@ -31,6 +31,7 @@ Prompt = str | Sequence[Message]
 class PreparedPrompt:
     problem: str
     prompt_ids: tuple[int, ...]
+    messages: tuple[tuple[str, str], ...]
 
 
 class Engine:
@@ -150,7 +151,7 @@ class Engine:
                 f"the prompt is {len(ids)} tokens but the model's context holds {limit}",
                 "shorten the problem or use a model with a longer context",
             )
-        return PreparedPrompt(problem, ids)
+        return PreparedPrompt(problem, ids, tuple((m["role"], m["content"]) for m in messages))
 
     def _task(self, prep: PreparedPrompt, budget: int, seed: int, temperature: float, top_p: float,
               max_tokens: int | None, stop: Sequence[str], options: dict[str, Any]) -> Task:
@@ -176,6 +177,7 @@ class Engine:
             cluster=self.checker.cluster,
             options={"step_delimiter": self.defaults.step_delimiter, **options},
             render=self._render,
+            messages=prep.messages,
         )
 
     def _render(self, messages: list[Message]) -> tuple[int, ...]:

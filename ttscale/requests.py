@@ -30,6 +30,9 @@ class GenRequest:
     prompt_ids: tuple[int, ...]
     n: int
     sampling: Sampling
+    # The chat messages `prompt_ids` were rendered from, when it is a fresh prompt: lets an HTTP backend
+    # use a server's /v1/chat/completions (its own template) instead of raw token ids.
+    messages: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Generate:
     n: int
     sampling: Sampling
     per_prefix: tuple[Sampling, ...] = ()  # optional: one Sampling per prefix (e.g. per-particle temperature)
+    messages: tuple[tuple[str, str], ...] | None = None  # see GenRequest.messages; for fresh-prompt requests
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class Scheduler:
                 sampling = req.per_prefix[p] if req.per_prefix else req.sampling
                 # Distinct prefixes of one request get distinct, still reproducible, seeds.
                 seed = None if sampling.seed is None else sampling.seed + p * 7919
-                flat.append(GenRequest(tuple(prefix), req.n, replace(sampling, seed=seed)))
+                flat.append(GenRequest(tuple(prefix), req.n, replace(sampling, seed=seed), messages=req.messages))
                 owners.append((i, p))
         results = self.backend.generate(flat)
         self.totals.backend_calls += 1

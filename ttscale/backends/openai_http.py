@@ -54,7 +54,7 @@ class OpenAIBackend:
 
     def __init__(self, model: str | None = None, *, base_url: str, api_key: str | None = None,
                  tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = 600.0,
-                 retries: int = 3, max_concurrency: int = 64) -> None:
+                 retries: int = 3, max_concurrency: int = 64, chat: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout = httpx.Timeout(timeout_s, connect=10.0)
@@ -67,6 +67,9 @@ class OpenAIBackend:
         # Token-id prompts keep the exact prefix; servers that only take text (llama.cpp's) get the
         # prompt rendered with its special tokens, which they tokenize back to the same ids.
         self.prompt_as_ids = True
+        # chat=True: fresh prompts go to /v1/chat/completions as messages, so the server applies its own
+        # chat template; continuations of partial solutions still use /v1/completions.
+        self.chat = chat
 
     def _served_model(self) -> str:
         """The first model the server lists, so `--model` can be omitted for single-model servers."""
@@ -113,26 +116,32 @@ class OpenAIBackend:
     async def _post(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, req: GenRequest, n: int,
                     seed: int | None) -> dict[str, Any]:
         s = req.sampling
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": self._prompt(req.prompt_ids),
-            "n": n,
+        use_chat = self.chat and req.messages is not None
+        body: dict[str, Any] = {"model": self.model, "n": n}
+        if use_chat:
+            body["messages"] = [{"role": r, "content": c} for r, c in req.messages]  # type: ignore[union-attr]
+        else:
+            body["prompt"] = self._prompt(req.prompt_ids)
+        body.update({
             "temperature": s.temperature,
             "top_p": s.top_p,
             "max_tokens": s.max_tokens,
-        }
+        })
         if s.stop:
             body["stop"] = list(s.stop)
         if seed is not None:
             body["seed"] = seed
         if s.logprobs or s.top_logprobs:
-            body["logprobs"] = max(1, s.top_logprobs)
-        url = f"{self.base_url}/completions"
+            if use_chat:
+                body.update(logprobs=True, top_logprobs=s.top_logprobs)
+            else:
+                body["logprobs"] = max(1, s.top_logprobs)
+        url = f"{self.base_url}/{'chat/completions' if use_chat else 'completions'}"
         for attempt in range(self.retries + 1):
             try:
                 async with sem:
                     r = await client.post(url, json=body)
-                if r.status_code >= 400 and self.prompt_as_ids and "prompt" in r.text:
+                if r.status_code >= 400 and self.prompt_as_ids and not use_chat and "prompt" in r.text:
                     self.prompt_as_ids = False  # this server wants text prompts
                     body["prompt"] = self._prompt(req.prompt_ids)
                     continue
@@ -155,6 +164,9 @@ class OpenAIBackend:
         return list(ids) if self.prompt_as_ids else self.tokenizer.decode(ids, special=True)
 
     def _completion(self, choice: dict[str, Any], stops: tuple[str, ...]) -> Completion:
+        if "message" in choice:  # a chat completion: same fields, different places
+            choice = {**choice, "text": (choice.get("message") or {}).get("content") or "",
+                      "logprobs": _chat_logprobs(choice.get("logprobs"))}
         text = choice.get("text") or ""
         stop = choice.get("stop_reason") if isinstance(choice.get("stop_reason"), str) else None
         if stop is None and choice.get("finish_reason") == "stop" and len(stops) == 1:
@@ -178,3 +190,12 @@ class OpenAIBackend:
             if len(ids) == 1 and lp is not None:
                 out[ids[0]] = float(lp)
         return out
+
+
+def _chat_logprobs(lp: Any) -> dict[str, Any] | None:
+    """Chat-completions logprobs ({"content": [{token, logprob, top_logprobs}]}) in completions' shape."""
+    if not isinstance(lp, dict) or not lp.get("content"):
+        return None
+    items = lp["content"]
+    return {"token_logprobs": [it.get("logprob") for it in items],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in it.get("top_logprobs") or []} for it in items]}

@@ -65,6 +65,7 @@ class Task:
     # Chat messages -> token ids with the model's own template, for strategies that write new prompts
     # (a synthesis over K paths, a revision turn). None where no tokenizer is available.
     render: Callable[[list[dict[str, str]]], tuple[int, ...]] | None = None
+    messages: tuple[tuple[str, str], ...] | None = None  # the chat messages prompt_ids came from
 
     def seed(self) -> int:
         """A fresh backend seed drawn from this prompt's generator: same task seed, same samples."""

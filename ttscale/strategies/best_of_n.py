@@ -33,7 +33,7 @@ def best_of_n(task: Task) -> StrategyGen:
     how = check_aggregation(task.options.get("aggregate", "majority"))
     scorer = task.options.get("scorer", LOGPROB_SCORER)
     sampling = replace(task.sampling, seed=task.seed(), logprobs=task.sampling.logprobs or scorer == LOGPROB_SCORER)
-    [completions] = yield Generate(prefixes=(task.prompt_ids,), n=task.budget, sampling=sampling)
+    [completions] = yield Generate(prefixes=(task.prompt_ids,), n=task.budget, sampling=sampling, messages=task.messages)
     candidates = [Candidate.from_completion(c, temperature=sampling.temperature) for c in completions]
     for c in candidates:
         c.answer = task.extract(c.text)
