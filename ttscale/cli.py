@@ -128,6 +128,11 @@ def list_strategies() -> None:
     print("\n".join(strategies.names()))
 
 
+from ttscale.bench.commands import register as _register_bench  # noqa: E402
+
+_register_bench(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)

@@ -6,9 +6,11 @@ coroutine per prompt, and hands them all to one scheduler so the backend sees th
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -56,6 +58,8 @@ class Engine:
         self.last_batch_usage = None  # batch-level Ledger of the latest solve_batch: real backend calls made
         self.verifier_options = verifier_options or {}  # verifier name -> options, e.g. {"prm": {"model": ...}}
         self._scorers: dict[str, Any] = {}
+        self._backend_lock = threading.Lock()  # sync and async callers never drive the backend at once
+        self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     def scorer(self, name: str) -> Any:
         """The engine's instance of verifier `name`, built on first use (a PRM loads once)."""
@@ -94,28 +98,54 @@ class Engine:
             raise TTScaleError("no prompts given", "pass at least one problem")
         prepared = [self.prepare(p, system_prompt) for p in prompts]
         tasks = [self._task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
-        scheduler = Scheduler(self.backend, self.scorer)
+        scheduler = self._scheduler()
         outcomes = scheduler.run([strategy_fn(t) for t in tasks])
         self.last_batch_usage = scheduler.totals
-        results = []
-        for prep, (outcome, ledger) in zip(prepared, outcomes):
-            chosen = outcome.candidates[outcome.chosen] if outcome.chosen is not None else None
-            results.append(
-                Result(
-                    problem=prep.problem,
-                    strategy=strategy,
-                    budget=budget,
-                    seed=seed,
-                    answer=chosen.answer if chosen else None,
-                    text=chosen.text if chosen else None,
-                    confidence=vote_share(outcome),
-                    candidates=outcome.candidates,
-                    votes=outcome.votes,
-                    ledger=ledger,
-                    details=outcome.details,
-                )
-            )
-        return results
+        return [self._result(prep, strategy, budget, seed, outcome, ledger)
+                for prep, (outcome, ledger) in zip(prepared, outcomes)]
+
+    async def asolve(
+        self,
+        prompt: Prompt,
+        strategy: str = "best_of_n",
+        budget: int = 8,
+        seed: int = 0,
+        *,
+        deadline_s: float | None = None,
+        on_event: Callable[[dict[str, Any]], Any] | None = None,
+        temperature: float = 0.8,
+        top_p: float = 1.0,
+        max_tokens: int | None = None,
+        stop: Sequence[str] = (),
+        system_prompt: str | None = None,
+        **options: Any,
+    ) -> Result:
+        """Solve one problem inside an event loop. Concurrent callers share backend batches.
+
+        Past `deadline_s` the call returns the best answer found so far with `partial=True` and stops
+        spending; cancelling the calling task drops its pending work. `on_event` receives progress
+        events (round, answer_changed, deadline, done).
+        """
+        from ttscale.aio import AsyncScheduler
+
+        strategy_fn = strategies.get(strategy)
+        check_budget(budget)
+        if deadline_s is not None:
+            if deadline_s <= 0:
+                raise TTScaleError(f"deadline_s must be positive, got {deadline_s}", "pass seconds, e.g. 30")
+            options.setdefault("waves", min(budget, 4))  # smaller rounds, so there is something to return early
+        prep = self.prepare(prompt, system_prompt)
+        task = self._task(prep, budget, seed, temperature, top_p, max_tokens, stop, options)
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            self._async = (loop, AsyncScheduler(self._scheduler()))
+        outcome, ledger, partial = await self._async[1].run(task, strategy_fn(task), deadline_s, on_event)
+        return self._result(prep, strategy, budget, seed, outcome, ledger, partial)
+
+    @property
+    def async_round_sizes(self) -> list[int]:
+        """Callers served by each backend round of the async loop (for tests and benchmarks)."""
+        return self._async[1].round_sizes if self._async else []
 
     def close(self) -> None:
         self.backend.close()
@@ -127,6 +157,27 @@ class Engine:
         self.close()
 
     # -- internals --------------------------------------------------------------------------------------
+    def _scheduler(self) -> Scheduler:
+        return Scheduler(self.backend, self.scorer, self._backend_lock)
+
+    def _result(self, prep: PreparedPrompt, strategy: str, budget: int, seed: int, outcome: Any, ledger: Any,
+                partial: bool = False) -> Result:
+        chosen = outcome.candidates[outcome.chosen] if outcome.chosen is not None else None
+        return Result(
+            problem=prep.problem,
+            strategy=strategy,
+            budget=budget,
+            seed=seed,
+            answer=chosen.answer if chosen else None,
+            text=chosen.text if chosen else None,
+            confidence=vote_share(outcome),
+            candidates=outcome.candidates,
+            votes=outcome.votes,
+            ledger=ledger,
+            details=outcome.details,
+            partial=partial,
+        )
+
     def prepare(self, prompt: Prompt, system_prompt: str | None = None) -> PreparedPrompt:
         """Template a problem (or chat messages) once into token ids, checking it fits the context."""
         if isinstance(prompt, str):

@@ -22,6 +22,7 @@ class Result:
     votes: dict[str, float]
     ledger: Ledger
     details: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False  # True when a deadline stopped the search: the best answer found so far
 
     def to_dict(self, with_tokens: bool = False) -> dict[str, Any]:
         return {
@@ -36,4 +37,5 @@ class Result:
             "candidates": [c.to_dict(with_tokens) for c in self.candidates],
             "usage": self.ledger.to_dict(),
             "details": self.details,
+            "partial": self.partial,
         }

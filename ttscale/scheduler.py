@@ -7,6 +7,7 @@ back to their strategies, which advance to their next request. A strategy's cost
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -43,9 +44,10 @@ class Job:
 class Scheduler:
     """Batches the pending requests of all jobs into one backend call per round."""
 
-    def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer]) -> None:
+    def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer], lock: threading.Lock | None = None) -> None:
         self.backend = backend
         self.scorer_for = scorer_for
+        self.lock = lock or threading.Lock()
         self.totals = Ledger()  # batch-level: backend_calls counts real calls made
 
     def run(self, gens: list[StrategyGen]) -> list[tuple[Outcome, Ledger]]:
@@ -64,6 +66,11 @@ class Scheduler:
         return [(j.outcome, j.ledger) for j in jobs]  # type: ignore[misc]
 
     def round(self, live: list[Job]) -> None:
+        """Serve every live job's pending request: one backend call, one score call per verifier."""
+        with self.lock:
+            self._round(live)
+
+    def _round(self, live: list[Job]) -> None:
         responses: dict[int, Any] = {}
         gens = [(i, j) for i, j in enumerate(live) if isinstance(j.pending, Generate)]
         scores = [(i, j) for i, j in enumerate(live) if isinstance(j.pending, Score)]

@@ -25,3 +25,40 @@ scorers: Registry[ScorerFactory] = Registry("verifier")
 register_scorer = scorers.register
 
 # Built-in verifiers live in the standalone `verifiers` package; these factories import them on first use.
+
+
+def _construct(name: str, cls: type, *args: object, **options: object) -> Scorer:
+    """Build a verifier, turning a misspelt option into a one-line error that lists the valid ones."""
+    import inspect
+
+    from ttscale.errors import TTScaleError
+
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [k for k in params if k != "backend"]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for verifier {name!r}",
+                               f"valid options: {', '.join(valid)}")
+    return cls(*args, **options)
+
+
+@register_scorer("arith_steps")
+def _arith_steps(backend, **options):
+    from verifiers.arith_steps import ArithStepsVerifier
+
+    return _construct("arith_steps", ArithStepsVerifier, **options)
+
+
+@register_scorer("self_judge")
+def _self_judge(backend, **options):
+    from verifiers.self_judge import SelfJudgeVerifier
+
+    return _construct("self_judge", SelfJudgeVerifier, backend, **options)
+
+
+@register_scorer("prm")
+def _prm(backend, **options):
+    from verifiers.prm import PRMVerifier
+
+    return PRMVerifier(**options)

@@ -375,7 +375,7 @@ class ArithStepsVerifier:
     """Scorer `arith_steps`: per-step claim checking, cached by step text, zero tokens."""
 
     def __init__(self, true_score: float = TRUE_SCORE, false_score: float = FALSE_SCORE,
-                 neutral_score: float = NEUTRAL_SCORE, cache_size: int = 100_000, **_: object) -> None:
+                 neutral_score: float = NEUTRAL_SCORE, cache_size: int = 100_000) -> None:
         for name, value in (("true_score", true_score), ("false_score", false_score), ("neutral_score", neutral_score)):
             if not 0.0 <= float(value) <= 1.0:
                 from ttscale.errors import TTScaleError

@@ -66,6 +66,8 @@ class Task:
     # (a synthesis over K paths, a revision turn). None where no tokenizer is available.
     render: Callable[[list[dict[str, str]]], tuple[int, ...]] | None = None
     messages: tuple[tuple[str, str], ...] | None = None  # the chat messages prompt_ids came from
+    # A strategy may keep its best outcome so far here; a deadline returns it as a partial answer.
+    best_so_far: "Outcome | None" = None
 
     def seed(self) -> int:
         """A fresh backend seed drawn from this prompt's generator: same task seed, same samples."""

@@ -5,6 +5,9 @@ N particles (N = budget). Each round every unfinished particle grows by one step
 scores it, scores become weights (softmax of logit(score) / temperature), and the particles are
 resampled systematically when the effective sample size drops below the threshold (by default every
 round, as in the paper). Finished particles keep their last weight and take part in resampling.
+
+`temperatures=[...]` (optionally `temperature_shares=[...]`) gives every particle its own sampling
+temperature, spread over the grid by share; a resampled particle keeps its parent's temperature.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ttscale.errors import TTScaleError
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
 from ttscale.strategies.steps import Path, aggregate_steps, check_step_aggregation, extend, score_paths, step_limits
+from ttscale.strategies.temperature import temperature_grid
 
 EPS = 1e-6
 
@@ -56,10 +60,10 @@ def particle(task: Task) -> StrategyGen:
     if temperature <= 0:
         raise TTScaleError("weight_temperature must be positive", "pass e.g. 1.0")
     limits = step_limits(task)
-    temps = o.get("temperatures")  # optional: one sampling temperature per particle, cycled
+    grid = temperature_grid(o)  # optional: sampling temperatures spread over the particles by share
 
     n = task.budget
-    particles = [Path(temperature=float(temps[i % len(temps)]) if temps else None) for i in range(n)]
+    particles = [Path(temperature=t) for t in (grid.order(n) if grid else [None] * n)]
     logw = np.zeros(n)
     history: list[dict] = []
     rounds = 0

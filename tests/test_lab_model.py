@@ -1,0 +1,127 @@
+"""The shipped lab model `lab:arith`, the transformers backend running it, and its training script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from eval_sets.arith import claim_is_correct, extract_answer, solution_steps  # noqa: E402
+from ttscale.errors import TTScaleError  # noqa: E402
+from ttscale.lab import resolve_lab_model  # noqa: E402
+from ttscale.lab.evaluate import answers, held_out  # noqa: E402
+from ttscale.requests import GenRequest, Sampling  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LEVEL1_GREEDY_FLOOR = 0.90  # measured on the shipped weights: see the report / benchmarks/lab_model_profile.py
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from ttscale.backends.hf import TransformersBackend
+
+    b = TransformersBackend("lab:arith", threads=2)
+    yield b
+    b.close()
+
+
+def _prompt(backend, problem: str) -> tuple[int, ...]:
+    return tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": problem}]))
+
+
+def test_shipped_folder_is_complete_and_small() -> None:
+    folder = resolve_lab_model("lab:arith")
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "generation_config.json", "ttscale.json"):
+        assert (folder / name).is_file(), name
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 20e6
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    assert json.loads((folder / "ttscale.json").read_text())["step_delimiter"] == "\n\n"
+
+
+def test_unknown_lab_model_lists_the_known_ones() -> None:
+    with pytest.raises(TTScaleError, match="lab:arith"):
+        resolve_lab_model("lab:nope")
+
+
+def test_tokenizer_splits_digits_and_templates_the_prompt(backend) -> None:
+    tok = backend.hf_tokenizer
+    pieces = tok.convert_ids_to_tokens(tok.encode("She has 147 + 3 = 150 stickers.", add_special_tokens=False))
+    assert [p for p in pieces if any(ch.isdigit() for ch in p)] == ["1", "4", "7", "3", "1", "5", "0"]
+    text = tok.decode(list(_prompt(backend, "Q?")))
+    assert text == "<s><|user|>\nQ?\n<|assistant|>\n"
+    assert backend.context_length == 512
+
+
+def test_greedy_level1_accuracy_floor(backend) -> None:
+    """50 held-out level-1 problems (arith seed 0, never trained on): the shipped model clears the floor."""
+    rows = held_out(1, 50)
+    got = answers(backend, rows, n=1, temperature=0.0)
+    accuracy = sum(a[0] == r["answer"] for a, r in zip(got, rows)) / len(rows)
+    assert accuracy >= LEVEL1_GREEDY_FLOOR, accuracy
+
+
+def test_greedy_output_is_a_stepwise_solution(backend) -> None:
+    row = held_out(2, 1)[0]
+    [res] = backend.generate([GenRequest(_prompt(backend, row["problem"]), 1, Sampling(temperature=0, max_tokens=256))])
+    c = res.completions[0]
+    assert c.finish_reason == "stop"  # ended with EOS
+    steps = solution_steps(c.text)
+    assert steps[-1].startswith("The answer is") and extract_answer(c.text) is not None
+    assert all(claim_is_correct(s) is not None for s in steps[:-1])  # one arithmetic claim per step
+    assert res.prompt_tokens == len(_prompt(backend, row["problem"]))
+    assert backend.tokenizer.decode(c.token_ids) == c.text
+
+
+def test_sampling_is_seeded_heterogeneous_and_has_logprobs(backend) -> None:
+    row = held_out(5, 1)[0]
+    prompt = _prompt(backend, row["problem"])
+    req = GenRequest(prompt, 8, Sampling(temperature=1.0, max_tokens=256, seed=5, logprobs=True))
+    first, again = backend.generate([req])[0], backend.generate([req])[0]
+    assert [c.text for c in first.completions] == [c.text for c in again.completions]
+    assert len({c.text for c in first.completions}) > 1  # level 5 at T=1: the traces differ
+    for c in first.completions:
+        assert c.logprobs is not None and len(c.logprobs) == len(c.token_ids)
+        assert all(lp <= 0 for lp in c.logprobs)
+
+
+def test_stop_string_truncates_text_and_tokens(backend) -> None:
+    row = held_out(3, 1)[0]
+    req = GenRequest(_prompt(backend, row["problem"]), 2, Sampling(temperature=0.5, max_tokens=256, stop=("\n\n",), seed=1))
+    [res] = backend.generate([req])
+    for c in res.completions:
+        assert c.finish_reason == "stop" and "\n\n" not in c.text
+        assert claim_is_correct(c.text) is not None  # exactly the first step
+        assert backend.tokenizer.decode(c.token_ids) == c.text
+
+
+def test_max_tokens_gives_length_and_mixed_prompt_lengths_batch(backend) -> None:
+    short, long = held_out(1, 1)[0], held_out(5, 1)[0]
+    reqs = [GenRequest(_prompt(backend, p["problem"]), 1, Sampling(temperature=0, max_tokens=m))
+            for p, m in ((short, 256), (long, 5))]
+    both = backend.generate(reqs)
+    alone = backend.generate(reqs[:1])
+    assert both[1].completions[0].finish_reason == "length" and len(both[1].completions[0].token_ids) == 5
+    assert both[0].completions[0].text == alone[0].completions[0].text  # left padding does not change greedy output
+
+
+def test_training_script_runs_end_to_end_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "tiny"
+    proc = subprocess.run([sys.executable, "-m", "ttscale.lab.train", "--out", str(out), "--seed", "0", "--tiny"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "ttscale.json"):
+        assert (out / name).is_file(), name
+
+    from ttscale.backends.hf import TransformersBackend
+
+    b = TransformersBackend(str(out))
+    [res] = b.generate([GenRequest(_prompt(b, "Hana has 4 stickers. She gets 3 more."), 2,
+                                   Sampling(temperature=1.0, max_tokens=8, seed=0))])
+    assert len(res.completions) == 2 and all(len(c.token_ids) <= 8 for c in res.completions)

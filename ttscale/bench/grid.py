@@ -1,0 +1,55 @@
+"""The work of a bench run: which (problem, strategy, budget, seed) cells are missing, as runnable items.
+
+Best-of-N draws its N samples independently, so any k of them are distributed as a best-of-k run: one
+item at the largest budget yields the records of every smaller budget (as search-and-learn does), when
+the strategy is plain best-of-N whose samples do not depend on each other (options `aggregate` and
+`scorer` only). Every other cell is its own item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eval_sets import Problem
+from ttscale.bench.config import BenchConfig, StrategySpec
+from ttscale.bench.records import Key
+
+SUBSAMPLE_SAFE_OPTIONS = frozenset({"aggregate", "scorer"})
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One strategy run for one problem and seed; `emit` lists the budgets it writes records for."""
+
+    problem_id: str
+    label: str
+    run_budget: int
+    seed: int
+    emit: tuple[int, ...]
+
+
+def subsample_valid(spec: StrategySpec) -> bool:
+    return spec.strategy == "best_of_n" and set(spec.options) <= SUBSAMPLE_SAFE_OPTIONS
+
+
+def grid_keys(config: BenchConfig, problems: list[Problem]) -> set[Key]:
+    return {(p.id, s.label, b, seed) for p in problems for s in config.strategies for b in config.budgets
+            for seed in config.seeds}
+
+
+def plan(config: BenchConfig, problems: list[Problem], done: set[Key]) -> list[WorkItem]:
+    """Items for the cells not in `done`, problem by problem so records complete a problem at a time
+    and one problem's prompt stays hot in the prefix cache."""
+    top = max(config.budgets)
+    items: list[WorkItem] = []
+    for p in problems:
+        for seed in config.seeds:
+            for spec in config.strategies:
+                missing = tuple(b for b in config.budgets if (p.id, spec.label, b, seed) not in done)
+                if not missing:
+                    continue
+                if config.subsample_best_of_n and subsample_valid(spec):
+                    items.append(WorkItem(p.id, spec.label, top, seed, missing))
+                else:
+                    items.extend(WorkItem(p.id, spec.label, b, seed, (b,)) for b in missing)
+    return items

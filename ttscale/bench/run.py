@@ -1,0 +1,132 @@
+"""`run_bench`: everything `ttscale bench` does, in the order that fails fastest.
+
+Names are checked against the registries, the dataset is loaded and checksummed and the output folder
+claimed (manifest written) before any model loads; then only the missing cells run, locally through one
+engine or over Ray actors, and each finished cell's records are appended as it arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from rich.console import Console
+
+from eval_sets import Problem, dataset_checksum, load
+from ttscale.bench.config import BenchConfig
+from ttscale.bench.executor import Finished, GridExecutor
+from ttscale.bench.grid import grid_keys, plan
+from ttscale.bench.manifest import build_manifest, claim_folder, prepare_folder, record_summary
+from ttscale.bench.progress import BenchProgress
+from ttscale.bench.ray_exec import RayExecutor, RaySettings, build_engine
+from ttscale.bench.records import FolderLock, RecordStore
+
+
+@dataclass
+class BenchSummary:
+    folder: Path
+    action: str  # new | resume | extend | superseded
+    cells_total: int
+    cells_before: int
+    cells_written: int = 0
+    generated_tokens: int = 0
+    wall_seconds: float = 0.0  # the whole command
+    run_seconds: float = 0.0  # from the first item started to the last record written (no model load)
+    actors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    def line(self) -> str:
+        where = f" on {self.actors} Ray actor(s)" if self.actors else ""
+        return (f"{self.folder}: {self.cells_before + self.cells_written}/{self.cells_total} records "
+                f"({self.cells_written} new{where}); {self.generated_tokens} tokens generated; "
+                f"{self.run_seconds:.1f} s running, {self.wall_seconds:.1f} s in all")
+
+
+def check_names(config: BenchConfig) -> None:
+    """Every registry name the run will use, so a typo fails before a model loads."""
+    from eval_sets.registry import get_loader
+    from ttscale.backends import backends
+    from ttscale.scoring import scorers
+    from ttscale.strategies import strategies
+    from ttscale.strategies.aggregate import check_aggregation
+
+    get_loader(config.dataset.name)
+    backends.get(config.backend)
+    for spec in config.strategies:
+        strategies.get(spec.strategy)
+        opts = config.options_for(spec)
+        if "aggregate" in opts:
+            check_aggregation(opts["aggregate"])
+        if spec.strategy == "best_of_n":
+            if opts.get("scorer", "logprob") != "logprob":
+                scorers.get(opts["scorer"])
+        else:
+            scorers.get(opts.get("verifier", "arith_steps"))
+
+
+def load_problems(config: BenchConfig) -> tuple[list[Problem], str]:
+    kwargs = config.dataset.load_kwargs()
+    problems = load(config.dataset.name, **kwargs)
+    return problems, dataset_checksum(config.dataset.name, **kwargs)
+
+
+def run_bench(config: BenchConfig, out: str | Path, *, force: bool = False, ray: RaySettings | None = None,
+              engine: Any = None, checker: Any = None, console: Console | None = None, progress: bool = True,
+              argv: list[str] | None = None) -> BenchSummary:
+    """Run (or resume) the grid of `config` into folder `out`. `engine`/`checker`: bring your own (tests)."""
+    t0 = time.perf_counter()
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    log: Callable[[str], None] = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731
+    check_names(config)
+    problems, checksum = load_problems(config)
+    folder = prepare_folder(Path(out))
+    with FolderLock(folder):
+        action = claim_folder(folder, build_manifest(config, checksum, problems), force=force, argv=argv)
+        with RecordStore(folder) as store:
+            for msg in store.report.messages(store.path):
+                log(msg)
+            wanted = grid_keys(config, problems)
+            summary = BenchSummary(folder, action, len(wanted), len(wanted & store.done))
+            items = plan(config, problems, store.done)
+            if not items:
+                log(f"{folder}: all {len(wanted)} records are there; nothing to run")
+                summary.wall_seconds = time.perf_counter() - t0
+                record_summary(folder, summary.to_dict())
+                return summary
+            log(f"{folder}: {action}; {summary.cells_before}/{len(wanted)} records present, "
+                f"{len(items)} runs to do")
+            finished: Iterator[Finished]
+            t_exec = time.perf_counter()
+            if ray is not None:
+                bar = BenchProgress(items, console, enabled=progress)
+                executor = RayExecutor(config, problems, ray, log, on_ready=bar.restart_clock)
+                finished = executor.stream(items)
+            else:
+                eng = build_engine(config) if engine is None else engine
+                t_exec = time.perf_counter()  # the model is loaded: the run starts now
+                bar = BenchProgress(items, console, enabled=progress)
+                local = GridExecutor(eng, config, problems, checker=checker, on_tokens=bar.add_tokens)
+                finished = local.run(items)
+            try:
+                for done in finished:
+                    summary.cells_written += store.append(done.records)
+                    summary.generated_tokens += done.generated_tokens
+                    bar.item_done(done.item, len(done.records), tokens=done.generated_tokens if ray else None)
+            finally:
+                if hasattr(finished, "close"):
+                    finished.close()  # stops Ray workers and shuts Ray down on error or Ctrl-C
+                bar.close()
+                if ray is None and engine is None:
+                    eng.close()
+                summary.run_seconds = time.perf_counter() - t_exec
+                if ray is not None:
+                    summary.actors = executor.actors_started
+                    summary.run_seconds -= executor.setup_seconds  # Ray start and model loads
+                summary.wall_seconds = time.perf_counter() - t0
+                record_summary(folder, summary.to_dict())
+    return summary

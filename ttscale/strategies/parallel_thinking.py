@@ -1,0 +1,243 @@
+"""Parallel thinking, after ParaThinker's idea but without retraining: K independent reasoning paths in
+one batch, then one synthesis request in which the model reads all K paths and writes the final solution.
+
+Budget accounting: the K paths and the synthesis are K + 1 complete solutions, so K + 1 <= budget.
+`paths=K` sets K (default budget - 1, at least 1). At budget 1 there is no room for a synthesis: the
+strategy draws one path and answers with it (`details["synthesis"]` says it was skipped).
+
+Requests: ONE Generate with n = K for the paths; ONE Generate for the synthesis, whose prompt is a new
+chat (the task's system message, if any, then a user message built from `synthesis_prompt`, a format
+string with `{problem}`, `{k}` and `{paths}`) rendered with the model's own template (`Task.render`).
+When the paths do not fit the context together, each is compacted to its head and its tail (the tail
+holds the final answer) with the longest per-path length that fits, leaving the synthesis room to write.
+Then, with a `verifier` (default `arith_steps`; `none` to skip), ONE Score request checks the
+synthesis: its text split into steps on the step delimiter, step scores aggregated by `step_aggregate`
+(default `min`), accepted when the score is >= `accept_threshold` (default 0.5).
+
+Fallback (`fallback`, on by default): when the synthesis has no answer, its answer is not among the K
+paths' answers (equivalence-clustered), or the verifier rejects it, the answer is the majority of the
+K paths instead; `details["fallback"]` names the reason. The candidates are the K paths, then the
+synthesis (`meta["role"]`), so a result's JSON carries every path's text and the synthesis request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable, Generator, Sequence
+
+from ttscale.errors import TTScaleError
+from ttscale.requests import Generate, Score
+from ttscale.strategies.aggregate import aggregate
+from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
+from ttscale.strategies.steps import aggregate_steps, check_step_aggregation
+
+DEFAULT_SYNTHESIS_PROMPT = (
+    "Problem: {problem}\n\n"
+    "Here are {k} independent attempts at this problem. Some of them may contain mistakes.\n\n"
+    "{paths}\n\n"
+    "Compare the attempts and check their steps, then write one complete, correct solution to the problem. "
+    "Put your final answer within \\boxed{{}}."
+)
+PATH_HEADER = "Attempt {i}:\n"
+ELISION = "\n[...]\n"
+MIN_KEPT_CHARS = 24  # a compacted text keeps at least this much (about the final-answer sentence)
+
+Messages = list[dict[str, str]]
+
+
+# -- helpers shared with `refine` ----------------------------------------------------------------------
+def context_length(task: Task) -> int | None:
+    """The model's context length, when the engine tells the strategy (`Task.context_length`)."""
+    return getattr(task, "context_length", None)
+
+
+def prompt_limit(task: Task) -> int | None:
+    """Most tokens a new prompt may take: the context less room to answer (at most half the context)."""
+    ctx = context_length(task)
+    if ctx is None:
+        return None
+    return ctx - min(task.sampling.max_tokens, ctx // 2)
+
+
+def answer_room(task: Task, prompt_len: int) -> int:
+    """max_tokens for a completion of a `prompt_len`-token prompt: the task's, capped by the context."""
+    ctx = context_length(task)
+    room = task.sampling.max_tokens if ctx is None else min(task.sampling.max_tokens, ctx - prompt_len)
+    return max(1, room)
+
+
+def compact(text: str, cap: int | None) -> str:
+    """`text` cut to at most `cap` characters: its head, an elision mark, and a longer tail."""
+    if cap is None or len(text) <= cap:
+        return text
+    keep = max(cap - len(ELISION), 0)
+    tail = keep - keep // 3
+    head = keep - tail
+    return text[:head] + ELISION + (text[len(text) - tail:] if tail else "")
+
+
+def fit_prompt(task: Task, build: Callable[[int | None], Messages],
+               longest: int) -> tuple[tuple[int, ...], Messages, int | None] | None:
+    """Render `build(None)`; if it is too long, the largest per-text cap (in characters) that fits.
+
+    Returns (prompt ids, messages, cap or None if nothing was cut), or None when even texts cut to
+    MIN_KEPT_CHARS do not fit.
+    """
+    if task.render is None:
+        raise TTScaleError("this strategy writes new prompts and needs the model's chat template",
+                           "use a backend with a tokenizer (llamacpp, vllm, transformers, or openai with --tokenizer)")
+    limit = prompt_limit(task)
+    messages = build(None)
+    ids = task.render(messages)
+    if limit is None or len(ids) <= limit:
+        return ids, messages, None
+    best = None
+    lo, hi = MIN_KEPT_CHARS, max(longest - 1, MIN_KEPT_CHARS)
+    while lo <= hi:  # binary search on the cap: renders are cheap next to generation
+        mid = (lo + hi) // 2
+        messages = build(mid)
+        ids = task.render(messages)
+        if len(ids) <= limit:
+            best, lo = (ids, messages, mid), mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def system_messages(task: Task) -> Messages:
+    return [{"role": r, "content": c} for r, c in (task.messages or ()) if r == "system"]
+
+
+def solution_steps(task: Task, text: str) -> tuple[str, ...]:
+    """A complete solution as steps for a Score request, split on the step delimiter."""
+    delimiter = task.options.get("step_delimiter") or "\n\n"
+    return tuple(s.strip() for s in text.split(delimiter) if s.strip()) or (text.strip(),)
+
+
+def verifier_name(task: Task) -> str | None:
+    name = task.options.get("verifier", "arith_steps")
+    return None if name in (None, "", "none") else str(name)
+
+
+def verify(task: Task, texts: Sequence[str], verifier: str,
+           how_steps: str) -> Generator[Any, Any, list[tuple[float, list[float | None]]]]:
+    """ONE Score request for whole solutions; (aggregated score, step scores) per text."""
+    scores = yield Score(verifier=verifier, problem=task.problem,
+                         candidates=tuple(solution_steps(task, t) for t in texts))
+    return [(aggregate_steps(list(s), how_steps), list(s)) for s in scores]
+
+
+def flag(value: Any) -> bool:
+    """An on/off option from Python (True) or a command line ("false", "0")."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
+
+
+def accept_threshold(task: Task) -> float:
+    t = float(task.options.get("accept_threshold", 0.5))
+    if not 0.0 <= t <= 1.0:
+        raise TTScaleError(f"accept_threshold must be in [0, 1], got {t}", "pass e.g. 0.5")
+    return t
+
+
+def cluster(task: Task, candidates: list[Candidate]) -> None:
+    for c, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
+        c.cluster = cid
+
+
+# -- the strategy ----------------------------------------------------------------------------------------
+def path_count(task: Task) -> int:
+    k = task.options.get("paths")
+    if k is None:
+        return max(task.budget - 1, 1)
+    k = int(k)
+    if k < 1:
+        raise TTScaleError(f"paths must be at least 1, got {k}", "pass e.g. paths=4")
+    if k + 1 > task.budget:
+        raise TTScaleError(f"{k} paths and a synthesis need a budget of {k + 1}, got {task.budget}",
+                           f"pass --budget {k + 1} or more, or fewer paths")
+    return k
+
+
+def synthesis_messages(task: Task, template: str, texts: list[str], cap: int | None) -> Messages:
+    paths = "\n\n".join(PATH_HEADER.format(i=i + 1) + compact(t.strip(), cap) for i, t in enumerate(texts))
+    try:
+        content = template.format(problem=task.problem, k=len(texts), paths=paths)
+    except (KeyError, IndexError, ValueError) as e:
+        raise TTScaleError(f"bad synthesis_prompt: {e!r}",
+                           "use the fields {problem}, {k} and {paths}, and double other braces: {{}}") from None
+    return system_messages(task) + [{"role": "user", "content": content}]
+
+
+@register_strategy("parallel_thinking")
+def parallel_thinking(task: Task) -> StrategyGen:
+    o = task.options
+    k = path_count(task)
+    verifier = verifier_name(task)
+    how_steps = check_step_aggregation(o.get("step_aggregate", "min"))
+    threshold = accept_threshold(task)
+    fallback = flag(o.get("fallback", True))
+    template = o.get("synthesis_prompt") or DEFAULT_SYNTHESIS_PROMPT
+    if "{paths}" not in template:
+        raise TTScaleError("synthesis_prompt has no {paths} field", "put {paths} where the K attempts should go")
+
+    [completions] = yield Generate(prefixes=(task.prompt_ids,), n=k, sampling=replace(task.sampling, seed=task.seed()),
+                                   messages=task.messages)
+    paths = [Candidate.from_completion(c, role="path", path=i) for i, c in enumerate(completions)]
+    for c in paths:
+        c.answer = task.extract(c.text)
+    details: dict[str, Any] = {"paths": k, "verifier": verifier, "step_aggregate": how_steps,
+                               "accept_threshold": threshold, "fallback_enabled": fallback}
+
+    if k + 1 > task.budget:  # budget 1: no room for a synthesis
+        cluster(task, paths)
+        outcome = aggregate(paths, "majority")
+        outcome.details = {**details, "synthesis": None, "fallback": "no_budget_for_synthesis"}
+        return outcome
+
+    texts = [c.text for c in paths]
+    fitted = fit_prompt(task, lambda cap: synthesis_messages(task, template, texts, cap),
+                        max((len(t) for t in texts), default=0))
+    if fitted is None:  # the K paths cannot be shown in this context even cut short: vote instead
+        cluster(task, paths)
+        outcome = aggregate(paths, "majority")
+        outcome.details = {**details, "synthesis": None, "fallback": "paths_do_not_fit_context"}
+        return outcome
+    prompt_ids, messages, cap = fitted
+    sampling = replace(task.sampling, seed=task.seed(), max_tokens=answer_room(task, len(prompt_ids)),
+                       temperature=float(o.get("synthesis_temperature", task.sampling.temperature)))
+    [[done]] = yield Generate(prefixes=(prompt_ids,), n=1, sampling=sampling,
+                              messages=tuple((m["role"], m["content"]) for m in messages))
+    synth = Candidate.from_completion(done, role="synthesis")
+    synth.answer = task.extract(synth.text)
+    candidates = paths + [synth]
+    cluster(task, candidates)
+
+    score = step_scores = None
+    if verifier is not None and synth.answer is not None:
+        [(score, step_scores)] = yield from verify(task, [synth.text], verifier, how_steps)
+        synth.scores[verifier] = score
+    accepted = score is None or score >= threshold  # no verifier: nothing to reject it
+    among = synth.cluster is not None and any(p.cluster == synth.cluster for p in paths)
+    reason = ("no_answer" if synth.answer is None else "not_among_paths" if not among
+              else "rejected" if not accepted else None)
+
+    path_vote = aggregate(paths, "majority")
+    votes = dict(path_vote.votes)
+    if synth.answer is not None:
+        rep = next((p.answer for p in paths if p.cluster == synth.cluster and p.answer is not None), synth.answer)
+        votes[rep] = votes.get(rep, 0.0) + 1.0
+    use_fallback = fallback and reason is not None and path_vote.chosen is not None and bool(path_vote.votes)
+    chosen = path_vote.chosen if use_fallback else len(paths)
+    synth.meta.update(accepted=accepted if verifier and synth.answer is not None else None, among_paths=among)
+    outcome = Outcome(candidates=candidates, chosen=chosen, votes=votes)
+    outcome.details = {
+        **details,
+        "synthesis": {"messages": messages, "prompt_tokens": len(prompt_ids), "compacted_to_chars": cap,
+                      "max_tokens": sampling.max_tokens, "answer": synth.answer, "score": score,
+                      "step_scores": step_scores, "accepted": accepted, "among_paths": among, "issue": reason},
+        "path_votes": path_vote.votes,
+        "fallback": reason if use_fallback else None,
+    }
+    return outcome
