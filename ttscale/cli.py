@@ -120,6 +120,31 @@ def solve(
     )
 
 
+@app.command()
+def serve(
+    backend: str = typer.Option("llamacpp", "--backend", help="llamacpp | vllm | openai | transformers"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the embedded SmolLM2-135M-Instruct)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TTSCALE_SERVE_API_KEY",
+                                          help="Require 'Authorization: Bearer KEY' on every route but /health."),
+    max_budget: int = typer.Option(64, "--max-budget", help="Largest ttscale.budget a request may ask for."),
+    max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Upstream server for --backend openai."),
+    n_ctx: Optional[int] = typer.Option(None, "--context-length"),
+) -> None:
+    """Serve POST /v1/chat/completions (OpenAI format) with test-time scaling from the `ttscale` body field."""
+    from ttscale.engine import Engine
+    from ttscale.serve import run_server
+
+    if max_budget < 1:
+        raise TTScaleError(f"--max-budget must be at least 1, got {max_budget}", "pass e.g. --max-budget 64")
+    opts = backend_options(backend, base_url, None, None, n_ctx)
+    engine = Engine(backend=backend, model=model, **opts)
+    err.print(f"ttscale serving {engine.backend.model} on http://{host}:{port}/v1 (auth {'on' if api_key else 'off'})")
+    run_server(engine, host, port, api_key=api_key, max_budget=max_budget, max_body_bytes=max_body_bytes)
+
+
 @app.command("strategies")
 def list_strategies() -> None:
     """List the strategies you can pass to --strategy."""

@@ -78,7 +78,8 @@ class PRMVerifier:
 
     model: local folder or hub id. format: "qwen", "shepherd" or "auto" (a causal LM is read as
     Math-Shepherd, anything else as Qwen-PRM). engine: "transformers" or "vllm" (extra keyword options
-    go to `vllm.LLM`). A script that uses engine="vllm" needs an `if __name__ == "__main__":` guard.
+    go to `vllm.LLM`, which batches on its own: device and batch_size are for transformers). A script
+    that uses engine="vllm" needs an `if __name__ == "__main__":` guard.
     """
 
     def __init__(self, model: str | None = None, format: str = "auto", engine: str = "transformers",
@@ -258,13 +259,17 @@ class TransformersRunner:
         if dtype in (None, "auto"):
             torch_dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         else:
-            torch_dtype = getattr(torch, str(dtype))
+            torch_dtype = getattr(torch, str(dtype), None)
+            if not isinstance(torch_dtype, torch.dtype):
+                raise TTScaleError(f"unknown PRM dtype {dtype!r}", "pass auto, bfloat16, float16 or float32")
         self.fmt = fmt
         self.batch_size = max(1, int(batch_size))
         self.max_length = max_length
         self.pad_id = pad_id
         self.forward_calls = 0
-        self.model = _load_model(model, fmt, config, torch_dtype, trust_remote_code).to(self.device).eval()
+        # Straight onto the accelerator (a 7B PRM need not pass through host memory first).
+        load = {"dtype": torch_dtype, **({"device_map": self.device} if self.device != "cpu" else {})}
+        self.model = _load_model(model, fmt, config, load, trust_remote_code).to(self.device).eval()
 
     def pair_logits(self, seqs: list[list[int]], positions: list[list[int]]) -> list[list[tuple[float, float]]]:
         torch = self.torch
@@ -305,24 +310,24 @@ class TransformersRunner:
         return [[(float(a), float(b)) for a, b in logits[r, pos].tolist()] for r, pos in enumerate(positions)]
 
 
-def _load_model(model: str, fmt: PRMFormat, config: Any, dtype: Any, trust_remote_code: bool) -> Any:
+def _load_model(model: str, fmt: PRMFormat, config: Any, load: dict[str, Any], trust_remote_code: bool) -> Any:
     """Causal LM for shepherd; for qwen our own Qwen2ForProcessRewardModel (the real PRM's architecture,
     no remote code), the checkpoint's remote code when asked, else any token-classification model."""
     import transformers as tf
 
     archs = list(getattr(config, "architectures", None) or [])
     if fmt.name == "shepherd":
-        return tf.AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
+        return tf.AutoModelForCausalLM.from_pretrained(model, trust_remote_code=trust_remote_code, **load)
     if trust_remote_code and "AutoModel" in (getattr(config, "auto_map", None) or {}):
-        return tf.AutoModel.from_pretrained(model, dtype=dtype, trust_remote_code=True)
+        return tf.AutoModel.from_pretrained(model, trust_remote_code=True, **load)
     from verifiers._prm_models import ARCHITECTURE
 
     if ARCHITECTURE in archs:
         from verifiers._prm_models import Qwen2ForProcessRewardModel
 
-        return Qwen2ForProcessRewardModel.from_pretrained(model, dtype=dtype)
+        return Qwen2ForProcessRewardModel.from_pretrained(model, **load)
     try:
-        return tf.AutoModelForTokenClassification.from_pretrained(model, dtype=dtype)
+        return tf.AutoModelForTokenClassification.from_pretrained(model, **load)
     except ValueError as e:
         raise TTScaleError(f"transformers cannot load {model} ({', '.join(archs) or 'unknown architecture'}) as a "
                            f"token-classification PRM: {str(e).splitlines()[0][:160]}",
