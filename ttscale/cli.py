@@ -37,7 +37,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],
-                    n_ctx: Optional[int], chat_api: bool = False) -> dict[str, Any]:
+                    n_ctx: Optional[int], chat_api: bool = False, gpu_memory: Optional[float] = None) -> dict[str, Any]:
     """Flags that only some backends take, passed through only when given."""
     opts: dict[str, Any] = {}
     if backend == "openai":
@@ -54,6 +54,10 @@ def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str
         raise TTScaleError(f"--base-url and --chat-api are for --backend openai, not {backend}", "add --backend openai or drop them")
     if n_ctx:
         opts["context_length"] = n_ctx
+    if gpu_memory is not None:
+        if backend != "vllm":
+            raise TTScaleError("--gpu-memory-utilization is for --backend vllm", "drop it or add --backend vllm")
+        opts["gpu_memory_utilization"] = gpu_memory
     return opts
 
 
@@ -69,6 +73,7 @@ def solve(
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer (HF id/folder or GGUF) for --backend openai."),
     n_ctx: Optional[int] = typer.Option(None, "--context-length", help="Context length to load the model with."),
     chat_api: bool = typer.Option(False, "--chat-api", help="--backend openai: send fresh prompts to /v1/chat/completions (the server's template)."),
+    gpu_memory: Optional[float] = typer.Option(None, "--gpu-memory-utilization", help="--backend vllm on a GPU: share of GPU memory for the policy (leave room for a PRM)."),
     seed: int = typer.Option(0, "--seed"),
     temperature: float = typer.Option(0.8, "--temperature", "-t"),
     top_p: float = typer.Option(1.0, "--top-p"),
@@ -78,6 +83,7 @@ def solve(
     verifier: str = typer.Option("arith_steps", "--verifier", help="Step-level search: process verifier (arith_steps | self_judge | prm)."),
     prm_model: Optional[str] = typer.Option(None, "--prm-model", help="HF id or folder of the PRM for --verifier prm."),
     prm_engine: str = typer.Option("transformers", "--prm-engine", help="transformers | vllm, for --verifier prm."),
+    prm_format: str = typer.Option("auto", "--prm-format", help="auto | qwen | shepherd, for --verifier prm."),
     step_aggregate: str = typer.Option("last", "--step-aggregate", help="Step scores -> path score: last | min | prod | mean."),
     beam_width: int = typer.Option(4, "--beam-width", help="beam / dvts: expansions per kept beam (M)."),
     step_delimiter: Optional[str] = typer.Option(None, "--step-delimiter", help="Text that ends a step (default: the model's, else a blank line)."),
@@ -101,8 +107,8 @@ def solve(
         options["step_delimiter"] = step_delimiter.encode().decode("unicode_escape")  # "\n\n" from a shell
     if ess_threshold is not None:
         options["ess_threshold"] = ess_threshold
-    verifier_options = {"prm": {"model": prm_model, "engine": prm_engine}} if prm_model else {}
-    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api)
+    verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
+    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory)
     with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:
         result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
                               top_p=top_p, max_tokens=max_tokens, **options)

@@ -26,7 +26,8 @@ def score_candidates(task: Task, candidates: list[Candidate], scorer: str, compl
         for c, lp in zip(candidates, completions_logprob):
             c.scores[scorer] = math.exp(lp) if lp is not None else None
         return
-    scores = yield Score(verifier=scorer, problem=task.problem, candidates=tuple((c.text,) for c in candidates))
+    scores = yield Score(verifier=scorer, problem=task.problem, candidates=tuple((c.text,) for c in candidates),
+                         options={"unit": "solution"})
     for c, s in zip(candidates, scores):
         c.scores[scorer] = s[-1] if s else None
 
