@@ -15,6 +15,8 @@ Strategies (all at the same budget, sampling temperature `--temperature` where o
   best_of_n_grid     best_of_n with the budget spread over the grid 0.3/0.6/0.9/1.2 (no early exit)
   temperature        the grid, sampled in waves with early exit, majority vote
   parallel_thinking  budget-1 paths + one synthesis, verified by --verifier, majority fallback
+  parallel_thinking_plain  the same, but the synthesis prompt is only the paths, then the problem (for a
+                     model trained on bare problems, which never saw an instruction to compare attempts)
   refine             1 chain x budget turns, verdicts from --verifier
   refine_restate     refine whose feedback turn only restates the problem (a model never trained to
                      revise just tries again, still stopping at the first accepted attempt)
@@ -37,6 +39,8 @@ def strategy_table(verifier: str) -> dict[str, dict]:
         "best_of_n_grid": {"strategy": "best_of_n", "temperatures": GRID},
         "temperature": {"strategy": "temperature", "temperatures": GRID},
         "parallel_thinking": {"strategy": "parallel_thinking", "verifier": verifier},
+        "parallel_thinking_plain": {"strategy": "parallel_thinking", "verifier": verifier,
+                                    "synthesis_prompt": "{paths}\n\n{problem}"},
         "refine": {"strategy": "refine", "verifier": verifier},
         "refine_restate": {"strategy": "refine", "verifier": verifier, "feedback_prompt": "{problem}"},
     }
@@ -56,6 +60,22 @@ def ensure_verifier(name: str) -> None:
     scorers.get(name)  # a clear "unknown verifier" error
 
 
+def context_engine():
+    from ttscale import Engine
+
+    class ContextEngine(Engine):
+        """Tells strategies the model's context length (Task.context_length), so parallel_thinking and
+        refine compact their new prompts to fit; a no-op once the engine sets it itself."""
+
+        def _task(self, *args, **kwargs):
+            task = super()._task(*args, **kwargs)
+            if getattr(task, "context_length", None) is None:
+                task.context_length = self.backend.context_length
+            return task
+
+    return ContextEngine
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lab:arith")
@@ -73,8 +93,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from eval_sets import load
-    from ttscale import Engine
     from verifiers import get_checker
+
+    ContextEngine = context_engine()
 
     levels = [int(x) for x in args.levels.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -87,7 +108,7 @@ def main() -> None:
     ensure_verifier(args.verifier)
     checker = get_checker()
     backend_opts = {"threads": args.threads} if args.backend in ("transformers", "llamacpp") else {}
-    engine = Engine(backend=args.backend, model=args.model, **backend_opts)
+    engine = ContextEngine(backend=args.backend, model=args.model, **backend_opts)
     out = open(args.out, "w") if args.out else None
 
     print(f"model {args.model} ({args.backend}), arith levels {levels}, {args.n} problems x seeds {seeds}, "
@@ -124,11 +145,11 @@ def main() -> None:
                     if out:
                         out.write(json.dumps(row) + "\n")
                 acc[budget, name].append(correct / len(problems))
-                print(f"  seed {seed} budget {budget:>3} {name:<18} acc {correct / len(problems):.3f} "
+                print(f"  seed {seed} budget {budget:>3} {name:<24} acc {correct / len(problems):.3f} "
                       f"({time.perf_counter() - start:.0f}s)", flush=True)
 
     print()
-    header = (f"{'budget':>6} {'strategy':<18} {'acc':>6} {'±sd':>6} {'gen tok/prob':>12} {'prompt tok/prob':>15} "
+    header = (f"{'budget':>6} {'strategy':<24} {'acc':>6} {'±sd':>6} {'gen tok/prob':>12} {'prompt tok/prob':>15} "
               f"{'cands/prob':>10} {'unspent':>8} {'calls/batch':>11} {'seconds':>8}")
     print(header)
     for budget in budgets:
@@ -137,16 +158,16 @@ def main() -> None:
             a = acc[budget, name]
             sd = statistics.stdev(a) if len(a) > 1 else 0.0
             mean = lambda k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
-            print(f"{budget:>6} {name:<18} {statistics.mean(a):>6.3f} {sd:>6.3f} {mean('generated_tokens'):>12.1f} "
+            print(f"{budget:>6} {name:<24} {statistics.mean(a):>6.3f} {sd:>6.3f} {mean('generated_tokens'):>12.1f} "
                   f"{mean('prompt_tokens'):>15.1f} {mean('candidates'):>10.2f} {mean('samples_saved') / budget:>8.3f} "
                   f"{statistics.mean(calls[budget, name]):>11.1f} {secs[budget, name]:>8.0f}")
     for budget in budgets:
-        if ("parallel_thinking" in names) and rows[budget, "parallel_thinking"]:
-            rs = rows[budget, "parallel_thinking"]
+        for pt in [n for n in names if n.startswith("parallel_thinking")]:
+            rs = rows[budget, pt]
             issues: dict[str, int] = defaultdict(int)
             for r in rs:
                 issues[r["synthesis_issue"] or "accepted, among paths"] += 1
-            print(f"parallel_thinking budget {budget}: synthesis outcomes {dict(issues)}; "
+            print(f"{pt} budget {budget}: synthesis outcomes {dict(issues)}; "
                   f"fell back to the path majority on {sum(1 for r in rs if r['fallback'])}/{len(rs)}")
     if out:
         out.close()

@@ -280,7 +280,7 @@ def test_parallel_thinking_paths_then_synthesis():
         ("The paths agree.", "The answer is \\boxed{5}"),)
     d = r.to_dict()
     assert d["details"]["synthesis"]["messages"][-1]["content"].count("Attempt") == 3
-    assert r.votes == {"5": 3.0, "3": 1.0}
+    assert r.votes == {"5": 3.0, "3": 1.0} and r.confidence == pytest.approx(0.75)  # the synthesis votes too
 
 
 def test_parallel_thinking_falls_back_when_synthesis_is_not_among_paths():

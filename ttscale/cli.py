@@ -88,6 +88,8 @@ def solve(
     beam_width: int = typer.Option(4, "--beam-width", help="beam / dvts: expansions per kept beam (M)."),
     step_delimiter: Optional[str] = typer.Option(None, "--step-delimiter", help="Text that ends a step (default: the model's, else a blank line)."),
     ess_threshold: Optional[float] = typer.Option(None, "--ess-threshold", help="particle: resample when ESS < this x N (default: every round)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Step-level search: most steps per solution (default 32)."),
+    step_tokens: Optional[int] = typer.Option(None, "--step-tokens", help="Step-level search: most tokens per step (default 256)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
 ) -> None:
     """Solve one problem; the answer goes to stdout, what was spent to stderr."""
@@ -107,6 +109,11 @@ def solve(
         options["step_delimiter"] = step_delimiter.encode().decode("unicode_escape")  # "\n\n" from a shell
     if ess_threshold is not None:
         options["ess_threshold"] = ess_threshold
+    for key, value in (("max_steps", max_steps), ("step_tokens", step_tokens)):
+        if value is not None:
+            if value < 1:
+                raise TTScaleError(f"--{key.replace('_', '-')} must be at least 1", "pass a positive number")
+            options[key] = value
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory)
     with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:

@@ -30,18 +30,18 @@ ENGINE_DEFAULTS = {"prompt_template": "{problem}", "step_delimiter": "\n\n", "ma
 class TrainConfig:
     """Everything that decides the weights (with the seed); saved next to them as lab_train.json."""
 
-    examples: int = 60000
-    steps: int = 3000
-    batch_size: int = 64
+    examples: int = 50000
+    steps: int = 1500
+    batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.05
     slip_rate: float = 0.12
-    vocab_size: int = 512
-    hidden_size: int = 256
-    intermediate_size: int = 768
+    vocab_size: int = 768
+    hidden_size: int = 192
+    intermediate_size: int = 512
     layers: int = 4
-    heads: int = 4
+    heads: int = 3
     max_positions: int = 512
     bf16: bool = True
     exclude_eval: bool = True
@@ -157,8 +157,9 @@ def train(out: Path, seed: int = 0, cfg: TrainConfig = TrainConfig(), log_every:
         tokens += int(mask.sum())
         if (step + 1) % log_every == 0 or step + 1 == len(plan):
             n = (step % log_every) + 1
-            print(f"step {step + 1}/{len(plan)} loss {running / n:.4f} "
-                  f"{tokens / (time.time() - t0):.0f} tok/s {time.time() - t0:.0f}s", flush=True)
+            cpu = time.process_time()
+            print(f"step {step + 1}/{len(plan)} loss {running / n:.4f} lr {lr_at(step):.2e} "
+                  f"{tokens / (time.time() - t0):.0f} tok/s wall {time.time() - t0:.0f}s cpu {cpu:.0f}s", flush=True)
             running = 0.0
     save(model, tok, out, seed, cfg)
     print(f"saved {out} after {time.time() - t0:.0f}s", flush=True)
@@ -188,9 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a seconds-long run with a toy model (tests)")
     parser.add_argument("--steps", type=int, help="override the number of optimizer steps")
     parser.add_argument("--examples", type=int, help="override the number of training problems")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any TrainConfig field (experiments), e.g. --set lr=1e-3")
     args = parser.parse_args(argv)
     cfg = TINY if args.tiny else TrainConfig()
-    overrides = {k: v for k, v in (("steps", args.steps), ("examples", args.examples)) if v is not None}
+    overrides: dict = {k: v for k, v in (("steps", args.steps), ("examples", args.examples)) if v is not None}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        kind = type(getattr(cfg, key))
+        overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     if overrides:
         cfg = TrainConfig(**{**asdict(cfg), **overrides})
     train(args.out, seed=args.seed, cfg=cfg, log_every=1 if args.tiny else 100)

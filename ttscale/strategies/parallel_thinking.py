@@ -30,6 +30,7 @@ from ttscale.requests import Generate, Score
 from ttscale.strategies.aggregate import aggregate
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
 from ttscale.strategies.steps import aggregate_steps, check_step_aggregation
+from ttscale.strategies.temperature import flag
 
 DEFAULT_SYNTHESIS_PROMPT = (
     "Problem: {problem}\n\n"
@@ -127,13 +128,6 @@ def verify(task: Task, texts: Sequence[str], verifier: str,
     return [(aggregate_steps(list(s), how_steps), list(s)) for s in scores]
 
 
-def flag(value: Any) -> bool:
-    """An on/off option from Python (True) or a command line ("false", "0")."""
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
-
-
 def accept_threshold(task: Task) -> float:
     t = float(task.options.get("accept_threshold", 0.5))
     if not 0.0 <= t <= 1.0:
@@ -187,12 +181,13 @@ def parallel_thinking(task: Task) -> StrategyGen:
     paths = [Candidate.from_completion(c, role="path", path=i) for i, c in enumerate(completions)]
     for c in paths:
         c.answer = task.extract(c.text)
-    details: dict[str, Any] = {"paths": k, "verifier": verifier, "step_aggregate": how_steps,
+    details: dict[str, Any] = {"k": k, "verifier": verifier, "step_aggregate": how_steps,
                                "accept_threshold": threshold, "fallback_enabled": fallback}
+    cluster(task, paths)
+    task.best_so_far = aggregate(paths, "majority")  # what a deadline returns before the synthesis is in
 
     if k + 1 > task.budget:  # budget 1: no room for a synthesis
-        cluster(task, paths)
-        outcome = aggregate(paths, "majority")
+        outcome = task.best_so_far
         outcome.details = {**details, "synthesis": None, "fallback": "no_budget_for_synthesis"}
         return outcome
 
@@ -200,8 +195,7 @@ def parallel_thinking(task: Task) -> StrategyGen:
     fitted = fit_prompt(task, lambda cap: synthesis_messages(task, template, texts, cap),
                         max((len(t) for t in texts), default=0))
     if fitted is None:  # the K paths cannot be shown in this context even cut short: vote instead
-        cluster(task, paths)
-        outcome = aggregate(paths, "majority")
+        outcome = task.best_so_far
         outcome.details = {**details, "synthesis": None, "fallback": "paths_do_not_fit_context"}
         return outcome
     prompt_ids, messages, cap = fitted
@@ -225,11 +219,12 @@ def parallel_thinking(task: Task) -> StrategyGen:
 
     path_vote = aggregate(paths, "majority")
     votes = dict(path_vote.votes)
-    if synth.answer is not None:
-        rep = next((p.answer for p in paths if p.cluster == synth.cluster and p.answer is not None), synth.answer)
-        votes[rep] = votes.get(rep, 0.0) + 1.0
     use_fallback = fallback and reason is not None and path_vote.chosen is not None and bool(path_vote.votes)
     chosen = path_vote.chosen if use_fallback else len(paths)
+    if synth.answer is not None:  # the synthesis votes too, under its own spelling when it is the pick
+        rep = next((p.answer for p in paths if p.cluster == synth.cluster and p.answer is not None), synth.answer)
+        key = synth.answer if chosen == len(paths) else rep
+        votes[key] = votes.pop(rep, 0.0) + 1.0
     synth.meta.update(accepted=accepted if verifier and synth.answer is not None else None, among_paths=among)
     outcome = Outcome(candidates=candidates, chosen=chosen, votes=votes)
     outcome.details = {

@@ -148,7 +148,8 @@ def decided(candidates: list[Candidate], how: str, score_key: str | None, remain
     return top[0] - top[1] > remaining
 
 
-def _flag(value: Any) -> bool:
+def flag(value: Any) -> bool:
+    """An on/off option from Python (True) or a command line ("false", "0")."""
     if isinstance(value, str):
         return value.strip().lower() not in ("0", "false", "no", "off", "")
     return bool(value)
@@ -161,7 +162,7 @@ def temperature(task: Task) -> StrategyGen:
     assert grid is not None
     how = check_aggregation(o.get("aggregate", "majority"))
     scorer = o.get("scorer", LOGPROB_SCORER)
-    early_exit = _flag(o.get("early_exit", True))
+    early_exit = flag(o.get("early_exit", True))
     counts = grid.split(task.budget)
     order = grid.order(task.budget)
     wave_size = int(o.get("wave_size") or sum(1 for c in counts if c))
