@@ -74,6 +74,7 @@ def test_deadline_returns_best_answer_so_far_and_stops_spending():
     assert elapsed < 0.5 + 2 * 0.3 + 0.5
     assert len(backend.calls) < 4
     assert {"type": "deadline"} in events and any(e["type"] == "answer_changed" for e in events)
+    assert any(e["type"] == "candidates_finished" and e["count"] == 2 for e in events)
 
 
 def test_cancellation_drops_pending_generations():

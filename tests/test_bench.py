@@ -314,16 +314,11 @@ def test_report_cli_on_a_run_folder(tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_validate(recipe):
-    from eval_sets.registry import get_loader
-    from ttscale.backends import backends
-    from ttscale.strategies import strategies
+    from ttscale.bench.run import check_names
 
     cfg = load_recipe(recipe)
     assert cfg.name == recipe.stem and cfg.budgets and cfg.strategies
-    get_loader(cfg.dataset.name)
-    backends.get(cfg.backend)
-    for spec in cfg.strategies:
-        strategies.get(spec.strategy)
+    check_names(cfg)  # dataset, backend, strategies, verifiers and aggregations all exist
 
 
 def test_paper_recipes_pin_the_papers_setups():

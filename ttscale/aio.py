@@ -94,6 +94,10 @@ class AsyncScheduler:
     def _after_round(self, job: AsyncJob) -> None:
         if job.cancelled:
             return
+        if job.task is not None:
+            for event in job.task.events:
+                _emit(job, event)
+            job.task.events.clear()
         best = job.task.best_so_far if job.task else None
         if job.on_event and best is not None and best.chosen is not None:
             answer = best.candidates[best.chosen].answer

@@ -68,6 +68,8 @@ class Task:
     messages: tuple[tuple[str, str], ...] | None = None  # the chat messages prompt_ids came from
     # A strategy may keep its best outcome so far here; a deadline returns it as a partial answer.
     best_so_far: "Outcome | None" = None
+    # Progress a strategy reports (candidates finished, steps scored, resampled); asolve forwards them.
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def seed(self) -> int:
         """A fresh backend seed drawn from this prompt's generator: same task seed, same samples."""

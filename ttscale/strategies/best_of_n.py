@@ -65,6 +65,7 @@ def best_of_n(task: Task) -> StrategyGen:
             c.answer = task.extract(c.text)
         yield from score_candidates(task, new, scorer, [c.mean_logprob for c in completions])
         candidates += new
+        task.events.append({"type": "candidates_finished", "count": len(new), "answers": [c.answer for c in new]})
         for cand, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
             cand.cluster = cid
         outcome = aggregate(candidates, how, score_key=scorer)

@@ -84,8 +84,20 @@ def particle(task: Task) -> StrategyGen:
             particles = [replace(particles[j], steps=list(particles[j].steps), scores=list(particles[j].scores)) for j in parents]
             logw = logw[parents]
             event["parents"] = [int(j) for j in parents]
+            task.events.append({"type": "resampled", "round": rounds, "parents": event["parents"]})
         history.append(event)
+        if o.get("waves"):  # a deadline is set: keep an answer ready from the particles so far
+            task.best_so_far = _outcome(task, particles, logw, verifier, how_steps, how_final)
 
+    outcome = _outcome(task, particles, logw, verifier, how_steps, how_final)
+    outcome.details = {"verifier": verifier, "step_aggregate": how_steps, "aggregate": how_final,
+                       "weight_temperature": temperature, "rounds": rounds, "resampling": history}
+    return outcome
+
+
+def _outcome(task: Task, particles: list[Path], logw: np.ndarray, verifier: str, how_steps: str,
+             how_final: str) -> Outcome:
+    """Candidates from the particles as they stand, and the answer they choose."""
     weights = normalise(logw)
     candidates: list[Candidate] = []
     for i, p in enumerate(particles):
@@ -96,7 +108,4 @@ def particle(task: Task) -> StrategyGen:
         candidates.append(c)
     for c, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
         c.cluster = cid
-    outcome: Outcome = aggregate(candidates, how_final, score_key="weight")
-    outcome.details = {"verifier": verifier, "step_aggregate": how_steps, "aggregate": how_final,
-                       "weight_temperature": temperature, "rounds": rounds, "resampling": history}
-    return outcome
+    return aggregate(candidates, how_final, score_key="weight")

@@ -99,6 +99,8 @@ def score_paths(task: Task, paths: list[Path], verifier: str) -> Generator[Any, 
     scores = yield Score(verifier=verifier, problem=task.problem, candidates=tuple(tuple(p.steps) for p in paths))
     for p, s in zip(paths, scores):
         p.scores = list(s)
+    task.events.append({"type": "steps_scored", "verifier": verifier,
+                        "last_step_scores": [p.scores[-1] if p.scores else None for p in paths]})
 
 
 def check_step_aggregation(name: str) -> str:
