@@ -367,6 +367,14 @@ def test_cli_flags_override_recipe_fields():
     assert cfg.model == "lab:arith"
 
 
+def test_config_round_trips_through_its_dict():
+    """Ray workers rebuild the config from the manifest's dict form: it must be the same config."""
+    for recipe in sorted((REPO / "recipes").glob("*.yaml")):
+        cfg = load_recipe(recipe)
+        again = config_from_mapping(cfg.to_dict())
+        assert again == cfg and again.config_hash() == cfg.config_hash()
+
+
 def test_parse_int_list():
     assert parse_int_list("--budgets", "1, 4,16", minimum=1) == [1, 4, 16]
     for bad in ("0", "1,x", "1,,4", "-2"):
@@ -382,6 +390,8 @@ def test_parse_int_list():
         (["--dataset", "arith", "--budgets", "1", "--strategies", "bestofn"], "unknown strategy 'bestofn'"),
         (["--dataset", "gsm8k", "--levels", "1", "--budgets", "1"], "has no difficulty levels"),
         (["--dataset", "arith", "--budgets", "1", "--out", "/dev/null/x"], "cannot write to output folder /dev/null/x"),
+        (["--dataset", "arith", "--budgets", "1", "--strategies", "particle", "--verifier", "nope"],
+         "unknown verifier 'nope'"),
         (["--recipe", "no/such.yaml"], "recipe not found: no/such.yaml"),
         (["--dataset", "arith"], "no budgets given"),
         (["--dataset", "arith", "--budgets", "1"], "no output folder given"),

@@ -88,8 +88,15 @@ class OpenAIBackend:
     async def agenerate(self, requests: list[GenRequest]) -> list[GenResult]:
         limits = httpx.Limits(max_connections=self.max_concurrency)
         sem = asyncio.Semaphore(self.max_concurrency)
+        # Sent in prefix order: a server that works through its queue one request at a time (llama.cpp's)
+        # then finds each prompt's prefix still in its KV cache from the previous request.
+        order = sorted(range(len(requests)), key=lambda i: requests[i].prompt_ids)
         async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers, limits=limits) as client:
-            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
+            done = await asyncio.gather(*(self._one(client, sem, requests[i]) for i in order))
+        results: list[GenResult] = [None] * len(requests)  # type: ignore[list-item]
+        for i, r in zip(order, done):
+            results[i] = r
+        return results
 
     def close(self) -> None:
         pass
