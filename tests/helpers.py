@@ -35,6 +35,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    """Poll `url` until it answers 200; fail early if the server process dies."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited during start")
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not start in {timeout:.0f} s")
+
+
 @contextmanager
 def llama_cpp_server(model_path: str, n_ctx: int = 2048) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on loopback; yields its base URL."""
@@ -46,18 +61,7 @@ def llama_cpp_server(model_path: str, n_ctx: int = 2048) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError("llama.cpp server exited during start")
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("llama.cpp server did not start in 120 s")
+        wait_until_up(f"{base}/models", proc, "llama.cpp server")
         yield base
     finally:
         proc.terminate()

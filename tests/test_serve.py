@@ -6,14 +6,13 @@ import concurrent.futures
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from helpers import free_port
+from helpers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-123"
@@ -25,17 +24,9 @@ def server():
     env = {**os.environ, "TTSCALE_SERVE_API_KEY": KEY}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "ttscale"), "serve", "--port", str(port),
                              "--max-budget", "4", "--max-body-bytes", "20000"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read())
+    wait_until_up(f"{base}/health", proc, "ttscale serve")
     yield base
     proc.terminate()
     proc.wait(timeout=20)
