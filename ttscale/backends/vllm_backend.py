@@ -43,6 +43,13 @@ class VLLMBackend:
         )
         if _on_gpu():
             opts["gpu_memory_utilization"] = gpu_memory_utilization
+        else:
+            # vLLM's CPU sampler cannot rewind a seeded request's generator when a chunked prefill discards
+            # a sampled token ("CPU Generator does not use offset"): schedule whole prompts only, with a
+            # token budget large enough for a full context.
+            opts["max_model_len"] = context_length or 4096
+            opts["enable_chunked_prefill"] = False
+            opts["max_num_batched_tokens"] = max(8192, opts["max_model_len"])
         opts.update(llm_options)
         self.llm = LLM(**{k: v for k, v in opts.items() if v is not None})
         self.tokenizer = HFTokenizer(self.llm.get_tokenizer())
