@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval_sets.arith import LEVELS, make_problem
+from eval_sets.arith import LEVELS, make_problem, parse_claim
 
 TRAIN_SEED_BASE = 1000  # training problems come from arith seeds >= 1000
 EVAL_SEEDS = range(0, 100)  # evaluation uses seeds 0-99; training never contains those problems
@@ -25,6 +25,7 @@ class Example:
     solution: str
     level: int
     slipped: bool
+    facts: tuple[str, ...]  # the correct claims of the problem ("12 - 3 = 9"), for arithmetic drills
 
 
 def eval_problem_texts(per_level: int = 100, seeds: range = EVAL_SEEDS) -> set[str]:
@@ -34,13 +35,16 @@ def eval_problem_texts(per_level: int = 100, seeds: range = EVAL_SEEDS) -> set[s
 
 def training_examples(n: int, seed: int, slip_rate: float = 0.12, levels: tuple[int, ...] = LEVELS,
                       exclude: set[str] | None = None) -> list[Example]:
-    """`n` examples spread evenly over `levels`, deterministic in `seed`, none of whose texts is in `exclude`."""
+    """`n` examples cycling through `levels` (repeat a level to weight it), deterministic in `seed`,
+    none of whose texts is in `exclude`."""
     rng = np.random.default_rng([seed, 7])
     out: list[Example] = []
+    used = dict.fromkeys(levels, 0)  # problems drawn so far per level
     i = 0
     while len(out) < n:
         level = levels[i % len(levels)]
-        j = i // len(levels)
+        j = used[level]
+        used[level] += 1
         problem = make_problem(TRAIN_SEED_BASE + seed * 1000 + j // PROBLEMS_PER_SEED, level, j % PROBLEMS_PER_SEED)
         i += 1
         if exclude and problem.text in exclude:
@@ -57,5 +61,24 @@ def training_examples(n: int, seed: int, slip_rate: float = 0.12, levels: tuple[
             slipped = False
             solved = problem.solve()
         assert solved is not None
-        out.append(Example(problem.text, solved[0], level, slipped))
+        correct = problem.solve()
+        assert correct is not None
+        facts = tuple(c for c in (_claim_text(s) for s in correct[0].split("\n\n")) if c)
+        out.append(Example(problem.text, solved[0], level, slipped, facts))
     return out
+
+
+def _claim_text(step: str) -> str | None:
+    claim = parse_claim(step)
+    return f"{claim[0]} {claim[1]} {claim[2]} = {claim[3]}" if claim else None
+
+
+def drills(examples: list[Example], n: int, per_drill: int, seed: int) -> list[list[str]]:
+    """`n` drills of `per_drill` true claims each, drawn from the examples' solutions.
+
+    Why: learning arithmetic only from whole word problems costs ~100 tokens per claim; a drill line
+    costs ~10, so the tiny model sees each kind of sum many more times within the CPU budget.
+    """
+    rng = np.random.default_rng([seed, 13])
+    pool = [f for e in examples for f in e.facts]
+    return [[pool[k] for k in rng.integers(len(pool), size=per_drill)] for _ in range(n)]

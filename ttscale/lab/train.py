@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ttscale.lab.data import Example, eval_problem_texts, training_examples
+from ttscale.lab.data import Example, drills, eval_problem_texts, training_examples
 from ttscale.lab.tokenizer import BOS, EOS, build_tokenizer
 
 ENGINE_DEFAULTS = {"prompt_template": "{problem}", "step_delimiter": "\n\n", "max_tokens": 256}
@@ -31,6 +32,9 @@ class TrainConfig:
     """Everything that decides the weights (with the seed); saved next to them as lab_train.json."""
 
     examples: int = 50000
+    level_weights: tuple[int, ...] = (3, 3, 2, 2, 2)  # problems per cycle for levels 1..5
+    drills: int = 12000
+    drill_facts: int = 12
     steps: int = 1500
     batch_size: int = 32
     lr: float = 2e-3
@@ -47,7 +51,7 @@ class TrainConfig:
     exclude_eval: bool = True
 
 
-TINY = TrainConfig(examples=200, steps=10, batch_size=8, warmup=2, vocab_size=320, hidden_size=64,
+TINY = TrainConfig(examples=200, drills=20, steps=10, batch_size=8, warmup=2, vocab_size=320, hidden_size=64,
                    intermediate_size=128, layers=2, heads=2, exclude_eval=False)
 
 
@@ -56,15 +60,32 @@ def chat_text(problem: str) -> str:
     return f"{BOS}<|user|>\n{problem}\n<|assistant|>\n"
 
 
-def encode(tok, examples: list[Example]) -> list[tuple[list[int], int]]:
-    """(token ids of prompt + solution + EOS, prompt length) per example."""
+def encode(tok, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
+    """(token ids, labels) per example: prompt + solution + EOS, loss on the solution and EOS only."""
     prompts = [chat_text(e.problem) for e in examples]
     fulls = tok([p + e.solution + EOS for p, e in zip(prompts, examples)], add_special_tokens=False)["input_ids"]
     heads = tok(prompts, add_special_tokens=False)["input_ids"]
     out = []
     for full, head in zip(fulls, heads):
         assert full[: len(head)] == head, "prompt tokens must be a prefix of the training sequence"
-        out.append((full, len(head)))
+        out.append((full, [-100] * len(head) + full[len(head):]))
+    return out
+
+
+def encode_drills(tok, drills: list[list[str]]) -> list[tuple[list[int], list[int]]]:
+    """(token ids, labels) per drill: `<s> a op b = c\n ...`, loss on each result `c` only."""
+    facts = sorted({f for d in drills for f in d})
+    lefts = tok([" " + f.rsplit(" ", 1)[0] for f in facts], add_special_tokens=False)["input_ids"]
+    rights = tok([" " + f.rsplit(" ", 1)[1] + "\n" for f in facts], add_special_tokens=False)["input_ids"]
+    pieces = {f: (left, right) for f, left, right in zip(facts, lefts, rights)}
+    out = []
+    for drill in drills:
+        ids, labels = [tok.bos_token_id], [-100]
+        for f in drill:
+            left, right = pieces[f]
+            ids += left + right
+            labels += [-100] * len(left) + right
+        out.append((ids, labels))
     return out
 
 
@@ -111,11 +132,13 @@ def train(out: Path, seed: int = 0, cfg: TrainConfig = TrainConfig(), log_every:
     torch.manual_seed(seed)
     t0 = time.time()
     exclude = eval_problem_texts() if cfg.exclude_eval else None
-    examples = training_examples(cfg.examples, seed=seed, slip_rate=cfg.slip_rate, exclude=exclude)
+    levels = tuple(level for level, w in enumerate(cfg.level_weights, start=1) for _ in range(w))
+    examples = training_examples(cfg.examples, seed=seed, slip_rate=cfg.slip_rate, levels=levels, exclude=exclude)
     tok = build_tokenizer([chat_text(e.problem) + e.solution for e in examples[:5000]], cfg.vocab_size)
     data = encode(tok, examples)
-    print(f"data: {len(data)} examples, {sum(len(d[0]) for d in data) / len(data):.0f} tokens each, "
-          f"vocab {len(tok)}, {time.time() - t0:.1f}s", flush=True)
+    data += encode_drills(tok, drills(examples, cfg.drills, cfg.drill_facts, seed))
+    print(f"data: {len(examples)} problems + {cfg.drills} drills, {sum(len(d[0]) for d in data) / len(data):.0f} "
+          f"tokens each, vocab {len(tok)}, {time.time() - t0:.1f}s", flush=True)
 
     model = make_model(cfg, tok)
     model.set_attn_implementation("eager")  # faster than sdpa for these short CPU sequences
@@ -140,9 +163,9 @@ def train(out: Path, seed: int = 0, cfg: TrainConfig = TrainConfig(), log_every:
         labels = torch.full((len(idx), width), -100, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for b, i in enumerate(idx):
-            seq, head = data[i]
+            seq, target = data[i]
             ids[b, :len(seq)] = torch.tensor(seq)
-            labels[b, head:len(seq)] = torch.tensor(seq[head:])
+            labels[b, :len(seq)] = torch.tensor(target)
             mask[b, :len(seq)] = 1
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
@@ -192,12 +215,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any TrainConfig field (experiments), e.g. --set lr=1e-3")
     args = parser.parse_args(argv)
+    # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads
+    # steal the cores the other thread (and other people's jobs) need. Must be set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cfg = TINY if args.tiny else TrainConfig()
     overrides: dict = {k: v for k, v in (("steps", args.steps), ("examples", args.examples)) if v is not None}
     for item in args.set:
         key, _, value = item.partition("=")
         kind = type(getattr(cfg, key))
-        overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        if kind is tuple:
+            overrides[key] = tuple(int(v) for v in value.split(","))
+        else:
+            overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     if overrides:
         cfg = TrainConfig(**{**asdict(cfg), **overrides})
     train(args.out, seed=args.seed, cfg=cfg, log_every=1 if args.tiny else 100)
