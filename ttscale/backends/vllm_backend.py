@@ -47,7 +47,7 @@ class VLLMBackend:
             # vLLM's CPU sampler cannot rewind a seeded request's generator when a chunked prefill discards
             # a sampled token ("CPU Generator does not use offset"): schedule whole prompts only, with a
             # token budget large enough for a full context.
-            opts["max_model_len"] = context_length or 4096
+            opts["max_model_len"] = context_length or min(4096, _config_max_len(self.model_path) or 4096)
             opts["enable_chunked_prefill"] = False
             opts["max_num_batched_tokens"] = max(8192, opts["max_model_len"])
         opts.update(llm_options)
@@ -102,3 +102,15 @@ def _on_gpu() -> bool:
         return bool(torch.cuda.is_available())
     except ImportError:
         return False
+
+
+def _config_max_len(model_path: str) -> int | None:
+    """The context length a local HF folder declares, so CPU defaults never exceed it."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(model_path) / "config.json"
+    if not cfg.is_file():
+        return None
+    value = json.loads(cfg.read_text()).get("max_position_embeddings")
+    return int(value) if value else None
