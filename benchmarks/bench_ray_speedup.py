@@ -4,7 +4,7 @@ Each configuration runs into a fresh folder; the figure is the run time after Ra
 up (setup is printed apart), so it measures how the grid's work spreads over actors.
 
     python benchmarks/bench_ray_speedup.py                                   # embedded model, llama.cpp
-    python benchmarks/bench_ray_speedup.py --model lab:arith --backend transformers --max-tokens 256 --n 24
+    python benchmarks/bench_ray_speedup.py --recipe recipes/arith-lab-cpu.yaml --n 24 --seeds 0
 """
 
 from __future__ import annotations
@@ -20,12 +20,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TTSCALE_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "eval_sets"))
 
 from ttscale.bench.config import config_from_mapping  # noqa: E402
+from ttscale.bench.recipe import resolve_config  # noqa: E402
 from ttscale.bench.ray_exec import RaySettings  # noqa: E402
 from ttscale.bench.run import run_bench  # noqa: E402
 
 
+def _config(args: argparse.Namespace):
+    return config_from_mapping({
+        "model": args.model, "backend": args.backend, "verifier": args.verifier,
+        "dataset": {"name": "arith", "levels": [1, 2, 3], "n": args.n},
+        "strategies": args.strategies.split(","), "budgets": [int(b) for b in args.budgets.split(",")],
+        "seeds": [int(s) for s in args.seeds.split(",")], "sampling": {"max_tokens": args.max_tokens},
+        "max_inflight": args.max_inflight,
+    }, where="benchmark")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default=None, help="run this recipe (with --n/--seeds/--budgets on top)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--backend", default="llamacpp")
     ap.add_argument("--strategies", default="best_of_n")
@@ -38,13 +50,17 @@ def main() -> None:
     ap.add_argument("--cpus-per-actor", type=int, default=1)
     ap.add_argument("--max-inflight", type=int, default=64)
     args = ap.parse_args()
-    cfg = config_from_mapping({
-        "model": args.model, "backend": args.backend, "verifier": args.verifier,
-        "dataset": {"name": "arith", "levels": [1, 2, 3], "n": args.n},
-        "strategies": args.strategies.split(","), "budgets": [int(b) for b in args.budgets.split(",")],
-        "seeds": [int(s) for s in args.seeds.split(",")], "sampling": {"max_tokens": args.max_tokens},
-        "max_inflight": args.max_inflight,
-    }, where="benchmark")
+    if args.recipe:
+        over = {"n": args.n, "seeds": [int(x) for x in args.seeds.split(",")]}
+        if args.budgets != ap.get_default("budgets"):
+            over["budgets"] = [int(b) for b in args.budgets.split(",")]
+        if args.backend != ap.get_default("backend"):
+            over["backend"] = args.backend
+        cfg = resolve_config(args.recipe, over)
+        args.model, args.backend, args.strategies = cfg.model, cfg.backend, ",".join(s.label for s in cfg.strategies)
+        args.budgets, args.max_tokens = ",".join(map(str, cfg.budgets)), cfg.sampling.max_tokens
+    else:
+        cfg = _config(args)
     rows = []
     for actors in [int(a) for a in args.actors.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -55,8 +71,14 @@ def main() -> None:
         rows.append((actors, s.run_seconds, total - s.run_seconds, total, s.generated_tokens, s.cells_written))
         print(f"actors={actors}: run {s.run_seconds:.1f} s, setup {total - s.run_seconds:.1f} s, "
               f"{s.generated_tokens} tokens, {s.cells_written} records", flush=True)
-    base = rows[0][1]
-    print(f"\ngrid: arith n={args.n} levels 1-3, {args.strategies}, budgets {args.budgets}, seeds {args.seeds}, "
+    ones = [r[1] for r in rows if r[0] == 1]
+    base = sum(ones) / len(ones) if ones else rows[0][1]  # mean 1-actor run time (repeat --actors 1,2,1,2 on noisy hosts)
+    try:
+        load = "load average %.1f %.1f %.1f" % os.getloadavg()
+    except OSError:
+        load = "load average unknown"
+    print(f"\n{load} at the end; grid: arith n={args.n} levels 1-3, {args.strategies}, "
+          f"budgets {args.budgets}, seeds {args.seeds}, "
           f"max_tokens {args.max_tokens}, model {args.model or 'embedded SmolLM2-135M'} ({args.backend}), "
           f"{args.cpus_per_actor} CPU per actor, host cores: {os.cpu_count()}")
     print("| actors | run s | setup s (Ray + model loads) | total s | tokens | tok/s | speed-up (run) |")

@@ -166,7 +166,7 @@ def main() -> None:
             rs = rows[budget, pt]
             issues: dict[str, int] = defaultdict(int)
             for r in rs:
-                issues[r["synthesis_issue"] or "accepted, among paths"] += 1
+                issues[r["synthesis_issue"] or r["fallback"] or "accepted, among paths"] += 1
             print(f"{pt} budget {budget}: synthesis outcomes {dict(issues)}; "
                   f"fell back to the path majority on {sum(1 for r in rs if r['fallback'])}/{len(rs)}")
     if out:

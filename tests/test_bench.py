@@ -150,6 +150,17 @@ def test_subsampling_only_for_plain_best_of_n():
     assert all(i.emit == (1, 4) and i.run_budget == 4 for i in items if i.label == "best_of_n")
 
 
+def test_a_strategy_line_may_have_its_own_budgets(tmp_path):
+    cfg = config(strategies={"best_of_n": {}, "particle": {"verifier": "bench_steps", "budgets": [4]}}, seeds=[0])
+    bench(cfg, tmp_path)
+    got = Counter((k[1], k[2]) for k in keys(tmp_path))
+    assert got == {("best_of_n", 1): 4, ("best_of_n", 4): 4, ("particle", 4): 4}
+    assert [(r.label, r.budget) for r in build_report(tmp_path, n_boot=10).rows] == \
+        [("best_of_n", 1), ("best_of_n", 4), ("particle", 4)]
+    with pytest.raises(TTScaleError, match=r"strategies.particle.budgets\[0\] must be one of the positive integers"):
+        config(strategies={"particle": {"budgets": [0]}})
+
+
 def test_max_inflight_bounds_the_batch_and_streams_records(tmp_path):
     summary, backend = bench(config(strategies=["best_of_n"], budgets=[4], max_inflight=4), tmp_path)
     assert all(sum(r.n for r in call) <= 4 for call in backend.calls)
@@ -240,6 +251,15 @@ def test_changed_config_is_refused_unless_force(tmp_path):
     summary, _ = bench(config(sampling={"max_tokens": 64, "temperature": 0.5}), tmp_path, force=True)
     assert summary.action == "superseded" and summary.cells_written == 32
     assert list((tmp_path / "superseded").glob("*/records.jsonl"))
+
+
+def test_changed_config_is_accepted_while_the_folder_has_no_records(tmp_path):
+    """A first attempt that failed before any record (a typo in --model) must not lock the folder."""
+    with pytest.raises(KeyboardInterrupt):
+        bench(config(), tmp_path, backend=CountingBackend(fail_after=0))
+    assert (tmp_path / "manifest.json").exists() and not keys(tmp_path)
+    summary, _ = bench(config(sampling={"max_tokens": 48}), tmp_path)
+    assert summary.action == "new" and summary.cells_written == 32
 
 
 def test_force_with_a_larger_grid_keeps_valid_records(tmp_path):
@@ -392,6 +412,8 @@ def test_parse_int_list():
         (["--dataset", "arith", "--budgets", "1", "--out", "/dev/null/x"], "cannot write to output folder /dev/null/x"),
         (["--dataset", "arith", "--budgets", "1", "--strategies", "particle", "--verifier", "nope"],
          "unknown verifier 'nope'"),
+        (["--dataset", "arith", "--budgets", "1,4", "--strategies", "beam"],
+         "strategy beam cannot run at budget 1: budget 1 is smaller than the beam width 4"),
         (["--recipe", "no/such.yaml"], "recipe not found: no/such.yaml"),
         (["--dataset", "arith"], "no budgets given"),
         (["--dataset", "arith", "--budgets", "1"], "no output folder given"),

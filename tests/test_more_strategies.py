@@ -373,6 +373,38 @@ def test_parallel_thinking_compacts_paths_to_fit_the_context():
     assert outcome.candidates[outcome.chosen].answer == "5"
 
 
+def test_synthesis_shows_one_path_per_answer_when_all_do_not_fit():
+    answers = ["5"] * 6 + ["3"] * 3
+    state = {"k": 0}
+
+    def script(prompt_ids, j, seed):
+        if SYNTH_MARK in text_of(prompt_ids):
+            return "Synthesis.\n\n\\boxed{5}"
+        a = answers[state["k"]]
+        state["k"] += 1
+        return "Step " + "blah " * 30 + f"\n\nThe answer is \\boxed{{{a}}}"
+    backend = FakeBackend(script)
+    task = make_task({"verifier": "none"}, budget=10, context_length=750, max_tokens=200)
+    outcome, _ = run(backend, parallel_thinking(task))
+    synth = outcome.details["synthesis"]
+    assert synth["paths_shown"] == [0, 6]  # the 6-path answer first, then the 3-path one
+    prompt = text_of(backend.calls[1][0].prompt_ids)
+    assert "(6 of the 9 attempts reached this answer)" in prompt and "(3 of the 9 attempts" in prompt
+    assert len(backend.calls[1][0].prompt_ids) <= 750 - 200
+
+
+def test_synthesis_leaves_room_for_an_answer_as_long_as_twice_the_longest_path():
+    def script(prompt_ids, j, seed):
+        return "Synthesis.\n\n\\boxed{5}" if SYNTH_MARK in text_of(prompt_ids) else "Short.\n\n\\boxed{5}"
+    backend = FakeBackend(script)
+    # max_tokens 900 would leave no room for the prompt; the paths are ~20 tokens, so 64 are reserved.
+    task = make_task({"verifier": "none"}, budget=4, context_length=1000, max_tokens=900)
+    outcome, _ = run(backend, parallel_thinking(task))
+    [req] = backend.calls[1]
+    assert outcome.details["synthesis"]["compacted_to_chars"] is None
+    assert len(req.prompt_ids) + req.sampling.max_tokens == 1000 and req.sampling.max_tokens >= 64
+
+
 # -- refine -----------------------------------------------------------------------------------------------
 FEEDBACK_MARK = "A checker rejected"
 

@@ -84,13 +84,25 @@ def solve(
     prm_model: Optional[str] = typer.Option(None, "--prm-model", help="HF id or folder of the PRM for --verifier prm."),
     prm_engine: str = typer.Option("transformers", "--prm-engine", help="transformers | vllm, for --verifier prm."),
     prm_format: str = typer.Option("auto", "--prm-format", help="auto | qwen | shepherd, for --verifier prm."),
-    step_aggregate: str = typer.Option("last", "--step-aggregate", help="Step scores -> path score: last | min | prod | mean."),
+    step_aggregate: Optional[str] = typer.Option(None, "--step-aggregate", help="Step scores -> path score: last | min | prod | mean (default: last for step search, min for parallel_thinking / refine verdicts)."),
     beam_width: int = typer.Option(4, "--beam-width", help="beam / dvts: expansions per kept beam (M)."),
     step_delimiter: Optional[str] = typer.Option(None, "--step-delimiter", help="Text that ends a step (default: the model's, else a blank line)."),
     ess_threshold: Optional[float] = typer.Option(None, "--ess-threshold", help="particle: resample when ESS < this x N (default: every round)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Step-level search: most steps per solution (default 32)."),
     step_tokens: Optional[int] = typer.Option(None, "--step-tokens", help="Step-level search: most tokens per step (default 256)."),
+    temperatures: Optional[str] = typer.Option(None, "--temperatures", help="temperature / best_of_n / particle: sampling temperature grid, e.g. 0.3,0.6,0.9,1.2."),
+    temperature_shares: Optional[str] = typer.Option(None, "--temperature-shares", help="Share of the budget per grid temperature, e.g. 1,1,2,1 (default equal)."),
+    wave_size: Optional[int] = typer.Option(None, "--wave-size", help="temperature: samples per wave (default one per grid temperature)."),
+    early_exit: bool = typer.Option(True, "--early-exit/--no-early-exit", help="temperature: stop once the vote's winner is certain."),
+    paths: Optional[int] = typer.Option(None, "--paths", help="parallel_thinking: K reasoning paths (default budget - 1; K + 1 <= budget)."),
+    synthesis_prompt: Optional[str] = typer.Option(None, "--synthesis-prompt", help="parallel_thinking: synthesis prompt with {problem}, {k} and {paths}."),
+    fallback: bool = typer.Option(True, "--fallback/--no-fallback", help="parallel_thinking: use the paths' majority when the synthesis answer is not among them or fails the verifier."),
+    width: Optional[int] = typer.Option(None, "--width", help="refine: parallel chains (width x turns <= budget)."),
+    turns: Optional[int] = typer.Option(None, "--turns", help="refine: attempts per chain, the first included (default budget / width)."),
+    accept_threshold: Optional[float] = typer.Option(None, "--accept-threshold", help="parallel_thinking / refine: verifier score that accepts a solution (default 0.5)."),
+    feedback_prompt: Optional[str] = typer.Option(None, "--feedback-prompt", help="refine: the verdict turn, with {score}, {hint}, {answer}, {problem}."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="--strategy auto: policy JSON from `ttscale calibrate` (default: built-in)."),
 ) -> None:
     """Solve one problem; the answer goes to stdout, what was spent to stderr."""
     from ttscale.engine import Engine, check_budget
@@ -99,12 +111,27 @@ def solve(
 
     strategies.get(strategy)  # fail on a typo before loading a model
     check_budget(budget)
-    options: dict[str, Any] = {"scorer": scorer, "verifier": verifier, "step_aggregate": step_aggregate,
-                               "beam_width": beam_width}
-    if strategy != "best_of_n":
+    options: dict[str, Any] = {"scorer": scorer, "verifier": verifier, "beam_width": beam_width}
+    if strategy not in ("best_of_n", "temperature") and verifier != "none":
         scorers.get(verifier)
+    if step_aggregate:
+        options["step_aggregate"] = step_aggregate
+    if not early_exit:
+        options["early_exit"] = False
+    if not fallback:
+        options["fallback"] = False
+    for key, value in (("temperatures", temperatures), ("temperature_shares", temperature_shares),
+                       ("wave_size", wave_size), ("paths", paths), ("synthesis_prompt", synthesis_prompt),
+                       ("width", width), ("turns", turns), ("accept_threshold", accept_threshold),
+                       ("feedback_prompt", feedback_prompt)):
+        if value is not None:
+            options[key] = value
     if aggregate:
         options["aggregate"] = aggregate
+    if policy:
+        from ttscale.allocate import load_policy
+
+        options["policy"] = load_policy(policy)  # a bad file fails here, before a model loads
     if step_delimiter:
         options["step_delimiter"] = step_delimiter.encode().decode("unicode_escape")  # "\n\n" from a shell
     if ess_threshold is not None:
@@ -169,6 +196,10 @@ def list_strategies() -> None:
 from ttscale.bench.commands import register as _register_bench  # noqa: E402
 
 _register_bench(app)
+
+from ttscale.allocate import register as _register_allocate  # noqa: E402
+
+_register_allocate(app)
 
 
 def main(argv: list[str] | None = None) -> int:

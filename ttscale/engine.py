@@ -90,6 +90,10 @@ class Engine:
 
         `budget` is the number of complete candidate solutions per prompt, for every strategy.
         """
+        if strategy == "auto":  # difficulty-aware: one budget of budget x len(prompts) for the batch
+            from ttscale.allocate import solve_batch_auto
+            return solve_batch_auto(self, prompts, budget, seed, temperature=temperature, top_p=top_p,
+                                    max_tokens=max_tokens, stop=stop, system_prompt=system_prompt, **options)
         strategy_fn = strategies.get(strategy)
         check_budget(budget)
         if isinstance(prompts, str):
@@ -229,6 +233,7 @@ class Engine:
             options={"step_delimiter": self.defaults.step_delimiter, **options},
             render=self._render,
             messages=prep.messages,
+            context_length=self.backend.context_length,
         )
 
     def _render(self, messages: list[Message]) -> tuple[int, ...]:

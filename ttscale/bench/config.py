@@ -56,6 +56,7 @@ class StrategySpec:
     label: str
     strategy: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    budgets: tuple[int, ...] | None = None  # this line's own budgets (e.g. beam needs budget >= beam_width)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class BenchConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form: what the manifest records and a recipe could be rebuilt from."""
         d = asdict(self)
-        d["strategies"] = {s.label: {"strategy": s.strategy, **dict(s.options)} for s in self.strategies}
+        d["strategies"] = {s.label: {"strategy": s.strategy, **dict(s.options),
+                                     **({"budgets": list(s.budgets)} if s.budgets else {})} for s in self.strategies}
         return _plain(d)
 
     def hashed_view(self) -> dict[str, Any]:
@@ -104,6 +106,9 @@ class BenchConfig:
         d["dataset"].pop("limit")
         d["dataset"].pop("n")
         return _digest(d)
+
+    def budgets_for(self, spec: StrategySpec) -> tuple[int, ...]:
+        return spec.budgets or self.budgets
 
     def strategy(self, label: str) -> StrategySpec:
         return next(s for s in self.strategies if s.label == label)
@@ -303,13 +308,15 @@ def parse_strategies(top: Fields, raw: Any) -> tuple[StrategySpec, ...]:
             raise top.error(f"strategies.{label}", f"must be a mapping of options, got {_kind(opts)}",
                             f"write {label}: {{beam_width: 4}} or just list the name")
         opts = {str(k): v for k, v in opts.items()}
+        own = Fields({"budgets": opts.pop("budgets", None)}, top.where, f"strategies.{label}", ("budgets",))
+        budgets = own.int_list("budgets", minimum=1)
         name = opts.pop("strategy", label)
         if not isinstance(name, str) or not name:
             raise top.error(f"strategies.{label}.strategy", f"must be a strategy name, got {name!r:.40}",
                             "write strategy: best_of_n")
         if any(s.label == label for s in specs):
             raise top.error("strategies", f"lists {label!r} twice", "give the second one another label and strategy: NAME")
-        specs.append(StrategySpec(label=label, strategy=name, options=opts))
+        specs.append(StrategySpec(label=label, strategy=name, options=opts, budgets=budgets))
     return tuple(specs)
 
 

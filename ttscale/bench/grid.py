@@ -33,23 +33,23 @@ def subsample_valid(spec: StrategySpec) -> bool:
 
 
 def grid_keys(config: BenchConfig, problems: list[Problem]) -> set[Key]:
-    return {(p.id, s.label, b, seed) for p in problems for s in config.strategies for b in config.budgets
+    return {(p.id, s.label, b, seed) for p in problems for s in config.strategies for b in config.budgets_for(s)
             for seed in config.seeds}
 
 
 def plan(config: BenchConfig, problems: list[Problem], done: set[Key]) -> list[WorkItem]:
     """Items for the cells not in `done`, problem by problem so records complete a problem at a time
     and one problem's prompt stays hot in the prefix cache."""
-    top = max(config.budgets)
     items: list[WorkItem] = []
     for p in problems:
         for seed in config.seeds:
             for spec in config.strategies:
-                missing = tuple(b for b in config.budgets if (p.id, spec.label, b, seed) not in done)
+                budgets = config.budgets_for(spec)
+                missing = tuple(b for b in budgets if (p.id, spec.label, b, seed) not in done)
                 if not missing:
                     continue
                 if config.subsample_best_of_n and subsample_valid(spec):
-                    items.append(WorkItem(p.id, spec.label, top, seed, missing))
+                    items.append(WorkItem(p.id, spec.label, max(budgets), seed, missing))
                 else:
                     items.extend(WorkItem(p.id, spec.label, b, seed, (b,)) for b in missing)
     return items

@@ -110,8 +110,11 @@ def records_still_valid(old: dict[str, Any], new: dict[str, Any]) -> bool:
     shared = set(old.get("problems", {})) & set(new["problems"])
     if any(old["problems"][k] != new["problems"][k] for k in shared):
         return False
+    def line(spec: dict[str, Any]) -> dict[str, Any]:  # a strategy's settings, without its grid extent
+        return {k: v for k, v in spec.items() if k != "budgets"}
+
     old_s, new_s = old["config"].get("strategies", {}), new["config"]["strategies"]
-    return all(old_s[k] == new_s[k] for k in set(old_s) & set(new_s))
+    return all(line(old_s[k]) == line(new_s[k]) for k in set(old_s) & set(new_s))
 
 
 def claim_folder(folder: Path, manifest: dict[str, Any], *, force: bool, argv: list[str] | None = None) -> str:
@@ -125,6 +128,8 @@ def claim_folder(folder: Path, manifest: dict[str, Any], *, force: bool, argv: l
             action = "resume"
             manifest["created_at"] = old.get("created_at", manifest["created_at"])
             manifest["history"] = old.get("history", [])
+        elif not _has_records(folder):
+            action = "new"  # nothing was recorded under the old config (e.g. a typo that failed at model load)
         elif not force:
             changes = diff_configs(old.get("config", {}), manifest["config"])
             if old["dataset"].get("checksum") != manifest["dataset"]["checksum"]:
@@ -162,6 +167,14 @@ def record_summary(folder: Path, summary: dict[str, Any]) -> None:
     if manifest and manifest.get("history"):
         manifest["history"][-1]["summary"] = summary
         write_manifest(folder, manifest)
+
+
+def _has_records(folder: Path) -> bool:
+    path = folder / RECORDS_FILE
+    if not path.exists():
+        return False
+    with path.open("rb") as f:
+        return b"\n" in f.read(1 << 20)
 
 
 def _read_or_none(folder: Path) -> dict[str, Any] | None:

@@ -83,10 +83,13 @@ def accuracy_vs_tokens(rows: list[Row], path: Path, title: str) -> Path:
     return _save(fig, path, plt)
 
 
-def accuracy_by_level(levels: dict[tuple[str, int], dict[int, tuple[float, int]]], path: Path, title: str) -> Path:
-    """One line per label at its largest budget, plus its smallest budget dashed when it differs."""
+def accuracy_by_level(levels: dict[tuple[str, int], dict[int, tuple[float, int]]], path: Path, title: str,
+                      order: list[str] | None = None) -> Path:
+    """One line per label at its largest budget, plus its smallest budget dashed when it differs.
+    `order`: the labels in the other plots' order, so each keeps its colour."""
     plt = _pyplot()
-    labels = list(dict.fromkeys(label for label, _ in levels))
+    present = set(label for label, _ in levels)
+    labels = [lab for lab in dict.fromkeys([*(order or []), *sorted(present)]) if lab in present]
     colors = _colors(labels)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for label in labels:

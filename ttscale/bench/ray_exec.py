@@ -3,7 +3,7 @@
 Each actor runs its shard through its own `GridExecutor` (the same batching as a local run) and yields
 each finished item as it completes (a Ray streaming generator), so the driver appends records to the
 same folder as they arrive and a killed run resumes exactly like a local one. On a GPU cluster each
-actor takes one GPU; on CPUs each takes `cpus_per_actor` cores (llama.cpp gets that many threads).
+actor takes one GPU; on CPUs each takes `cpus_per_actor` cores (llama.cpp and transformers get that many threads).
 """
 
 from __future__ import annotations
@@ -46,9 +46,15 @@ class BenchWorker:
 
     def __init__(self, config: dict[str, Any], backend_extra: dict[str, Any]) -> None:
         self.config = config_from_mapping(config, where="ray worker config")
-        self.engine = build_engine(self.config, **backend_extra)
+        self.error: TTScaleError | None = None
+        try:
+            self.engine = build_engine(self.config, **backend_extra)
+        except TTScaleError as e:  # raised again from ready(): a task error keeps its cause, a dead actor does not
+            self.error = e
 
     def ready(self) -> str:
+        if self.error is not None:
+            raise self.error
         return f"{os.uname().nodename}:{os.getpid()}"
 
     def run(self, problems: list[dict[str, Any]], items: list[WorkItem]) -> Iterator[Finished]:
@@ -110,7 +116,7 @@ class RayExecutor:
             n = int(res.get("CPU", 1) // cpus)
         n = max(1, min(n, len({p.id for p in self.problems})))
         extra: dict[str, Any] = {}
-        if self.config.backend == "llamacpp" and "threads" not in self.config.backend_options:
+        if self.config.backend in ("llamacpp", "transformers") and "threads" not in self.config.backend_options:
             extra["threads"] = cpus
         return n, {"num_cpus": cpus, "num_gpus": gpus}, extra
 

@@ -54,10 +54,11 @@ def build_report(folder: str | Path, n_boot: int = 2000) -> Report:
     read = read_records(folder / RECORDS_FILE)
     notes = [m.replace("its cell will be rerun", "not counted") for m in read.messages(folder / RECORDS_FILE)]
     c = manifest["config"]
-    labels, budgets, seeds = list(c["strategies"]), set(c["budgets"]), set(c["seeds"])
+    labels, seeds = list(c["strategies"]), set(c["seeds"])
+    budgets = {label: set(spec.get("budgets") or c["budgets"]) for label, spec in c["strategies"].items()}
     problems = set(manifest.get("problems", {}))
-    inside = [r for r in read.records if r["label"] in labels and r["budget"] in budgets and r["seed"] in seeds
-              and (not problems or r["problem_id"] in problems)]
+    inside = [r for r in read.records if r["label"] in budgets and r["budget"] in budgets[r["label"]]
+              and r["seed"] in seeds and (not problems or r["problem_id"] in problems)]
     if not inside:
         raise TTScaleError(f"{folder} has no records yet", f"run ttscale bench with --out {folder} first")
     rows = summarize(inside, order=labels, n_boot=n_boot)
@@ -93,8 +94,9 @@ def _headers(verifier: bool) -> list[str]:
 def _level_grid(report: Report) -> tuple[list[int], list[list[str]]]:
     levels = sorted({lv for per in report.levels.values() for lv in per})
     rows = []
-    for (label, budget), per in report.levels.items():
-        rows.append([label, str(budget)] + [_pct(per[lv][0]) if lv in per else "-" for lv in levels])
+    for r in report.rows:  # the main table's order: strategies as configured, budgets ascending
+        per = report.levels.get((r.label, r.budget), {})
+        rows.append([r.label, str(r.budget)] + [_pct(per[lv][0]) if lv in per else "-" for lv in levels])
     return levels, rows
 
 
@@ -149,7 +151,9 @@ def write_report(report: Report, *, with_plots: bool = True) -> list[Path]:
         report.plots = [plots.accuracy_vs_budget(report.rows, pdir / "accuracy_vs_budget.png", report.title),
                         plots.accuracy_vs_tokens(report.rows, pdir / "accuracy_vs_tokens.png", report.title)]
         if report.levels:
-            report.plots.append(plots.accuracy_by_level(report.levels, pdir / "accuracy_by_level.png", report.title))
+            order = list(dict.fromkeys(r.label for r in report.rows))
+            report.plots.append(plots.accuracy_by_level(report.levels, pdir / "accuracy_by_level.png", report.title,
+                                                        order))
     (out / "report.md").write_text(markdown(report), encoding="utf-8")
     data = {"title": report.title, "config_hash": report.manifest["config_hash"],
             "rows": [r.to_dict() for r in report.rows],

@@ -69,6 +69,39 @@ def check_names(config: BenchConfig) -> None:
             scorers.get(opts.get("verifier", "arith_steps"))
 
 
+def probe_budgets(config: BenchConfig) -> None:
+    """Start every strategy at each of its budgets on a dummy task (no model): option and budget errors,
+    such as a beam budget below the beam width, surface now instead of halfway through a run."""
+    import numpy as np
+
+    from ttscale.errors import TTScaleError
+    from ttscale.requests import Sampling
+    from ttscale.strategies import strategies
+    from ttscale.strategies.base import Task
+
+    for spec in config.strategies:
+        fn = strategies.get(spec.strategy)
+        options = {"step_delimiter": "\n\n", **config.options_for(spec)}
+        for budget in config.budgets_for(spec):
+            task = Task(problem="1 + 1", prompt_ids=(1, 2, 3), budget=budget, rng=np.random.default_rng(0),
+                        sampling=Sampling(max_tokens=config.sampling.max_tokens or 64), extract=lambda text: None,
+                        cluster=lambda answers: [None] * len(answers), options=options)
+            gen = fn(task)
+            try:
+                next(gen)
+            except StopIteration:
+                pass
+            except TTScaleError as e:
+                raise TTScaleError(
+                    f"strategy {spec.label} cannot run at budget {budget}: {e.problem}",
+                    f"give it its own budgets in the recipe (strategies: {{{spec.label}: {{budgets: [...]}}}}), "
+                    f"drop {budget} from --budgets, or change its options") from None
+            except Exception:  # noqa: BLE001 - a dummy task cannot do everything; the real run will tell
+                pass
+            finally:
+                gen.close()
+
+
 def load_problems(config: BenchConfig) -> tuple[list[Problem], str]:
     kwargs = config.dataset.load_kwargs()
     problems = load(config.dataset.name, **kwargs)
@@ -83,6 +116,7 @@ def run_bench(config: BenchConfig, out: str | Path, *, force: bool = False, ray:
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     log: Callable[[str], None] = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731
     check_names(config)
+    probe_budgets(config)
     problems, checksum = load_problems(config)
     folder = prepare_folder(Path(out))
     with FolderLock(folder):

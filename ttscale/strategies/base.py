@@ -66,6 +66,7 @@ class Task:
     # (a synthesis over K paths, a revision turn). None where no tokenizer is available.
     render: Callable[[list[dict[str, str]]], tuple[int, ...]] | None = None
     messages: tuple[tuple[str, str], ...] | None = None  # the chat messages prompt_ids came from
+    context_length: int | None = None  # the model's context, so new prompts (synthesis, revision) can fit it
     # A strategy may keep its best outcome so far here; a deadline returns it as a partial answer.
     best_so_far: "Outcome | None" = None
     # Progress a strategy reports (candidates finished, steps scored, resampled); asolve forwards them.

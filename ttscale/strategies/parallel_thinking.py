@@ -9,7 +9,10 @@ Requests: ONE Generate with n = K for the paths; ONE Generate for the synthesis,
 chat (the task's system message, if any, then a user message built from `synthesis_prompt`, a format
 string with `{problem}`, `{k}` and `{paths}`) rendered with the model's own template (`Task.render`).
 When the paths do not fit the context together, each is compacted to its head and its tail (the tail
-holds the final answer) with the longest per-path length that fits, leaving the synthesis room to write.
+holds the final answer) with the longest per-path length that fits, leaving the synthesis room to write
+(twice the longest path, at least 64 tokens, at most max_tokens or half the context). When even that
+fails, the synthesis sees one path per distinct answer, each header saying how many paths reached it,
+dropping the rarest answers until it fits (`details["synthesis"]["paths_shown"]`).
 Then, with a `verifier` (default `arith_steps`; `none` to skip), ONE Score request checks the
 synthesis: its text split into steps on the step delimiter, step scores aggregated by `step_aggregate`
 (default `min`), accepted when the score is >= `accept_threshold` (default 0.5).
@@ -42,6 +45,7 @@ DEFAULT_SYNTHESIS_PROMPT = (
 PATH_HEADER = "Attempt {i}:\n"
 ELISION = "\n[...]\n"
 MIN_KEPT_CHARS = 24  # a compacted text keeps at least this much (about the final-answer sentence)
+MIN_ANSWER_ROOM = 64  # tokens a new prompt always leaves for the answer (unless max_tokens is smaller)
 
 Messages = list[dict[str, str]]
 
@@ -52,12 +56,13 @@ def context_length(task: Task) -> int | None:
     return getattr(task, "context_length", None)
 
 
-def prompt_limit(task: Task) -> int | None:
-    """Most tokens a new prompt may take: the context less room to answer (at most half the context)."""
+def prompt_limit(task: Task, longest: int) -> int | None:
+    """Most tokens a new prompt may take: the context less room for the answer, which is twice the longest
+    solution seen so far (`longest` tokens; at least MIN_ANSWER_ROOM), at most max_tokens or half the context."""
     ctx = context_length(task)
     if ctx is None:
         return None
-    return ctx - min(task.sampling.max_tokens, ctx // 2)
+    return ctx - min(task.sampling.max_tokens, ctx // 2, max(2 * longest, MIN_ANSWER_ROOM))
 
 
 def answer_room(task: Task, prompt_len: int) -> int:
@@ -77,9 +82,10 @@ def compact(text: str, cap: int | None) -> str:
     return text[:head] + ELISION + (text[len(text) - tail:] if tail else "")
 
 
-def fit_prompt(task: Task, build: Callable[[int | None], Messages],
-               longest: int) -> tuple[tuple[int, ...], Messages, int | None] | None:
-    """Render `build(None)`; if it is too long, the largest per-text cap (in characters) that fits.
+def fit_prompt(task: Task, build: Callable[[int | None], Messages], longest: int,
+               limit: int | None) -> tuple[tuple[int, ...], Messages, int | None] | None:
+    """Render `build(None)`; if it has more than `limit` tokens, the largest per-text cap (in characters,
+    texts up to `longest` long) that fits.
 
     Returns (prompt ids, messages, cap or None if nothing was cut), or None when even texts cut to
     MIN_KEPT_CHARS do not fit.
@@ -87,7 +93,6 @@ def fit_prompt(task: Task, build: Callable[[int | None], Messages],
     if task.render is None:
         raise TTScaleError("this strategy writes new prompts and needs the model's chat template",
                            "use a backend with a tokenizer (llamacpp, vllm, transformers, or openai with --tokenizer)")
-    limit = prompt_limit(task)
     messages = build(None)
     ids = task.render(messages)
     if limit is None or len(ids) <= limit:
@@ -154,14 +159,34 @@ def path_count(task: Task) -> int:
     return k
 
 
-def synthesis_messages(task: Task, template: str, texts: list[str], cap: int | None) -> Messages:
-    paths = "\n\n".join(PATH_HEADER.format(i=i + 1) + compact(t.strip(), cap) for i, t in enumerate(texts))
+def synthesis_messages(task: Task, template: str, texts: list[str], cap: int | None,
+                       headers: list[str] | None = None) -> Messages:
+    headers = headers or [PATH_HEADER.format(i=i + 1) for i in range(len(texts))]
+    paths = "\n\n".join(h + compact(t.strip(), cap) for h, t in zip(headers, texts))
     try:
         content = template.format(problem=task.problem, k=len(texts), paths=paths)
     except (KeyError, IndexError, ValueError) as e:
         raise TTScaleError(f"bad synthesis_prompt: {e!r}",
                            "use the fields {problem}, {k} and {paths}, and double other braces: {{}}") from None
     return system_messages(task) + [{"role": "user", "content": content}]
+
+
+def path_selections(paths: list[Candidate]):
+    """Which paths the synthesis shows, most first: all K; else one per distinct answer (the most common
+    first, its header saying how many paths reached it), dropping the rarest answers until it fits."""
+    yield list(range(len(paths))), None
+    members: dict[int, list[int]] = {}
+    for i, c in enumerate(paths):
+        key = c.cluster if c.cluster is not None and c.answer is not None else -1 - i  # no answer: its own
+        members.setdefault(key, []).append(i)
+    groups = sorted(members.values(), key=lambda g: (-len(g), g[0]))
+    if len(paths) == 1:
+        return
+    for m in range(len(groups), 0, -1):
+        chosen = groups[:m]
+        headers = [f"Attempt {j + 1} ({len(g)} of the {len(paths)} attempts reached this answer):\n"
+                   for j, g in enumerate(chosen)]
+        yield [g[0] for g in chosen], headers
 
 
 @register_strategy("parallel_thinking")
@@ -191,10 +216,15 @@ def parallel_thinking(task: Task) -> StrategyGen:
         outcome.details = {**details, "synthesis": None, "fallback": "no_budget_for_synthesis"}
         return outcome
 
-    texts = [c.text for c in paths]
-    fitted = fit_prompt(task, lambda cap: synthesis_messages(task, template, texts, cap),
-                        max((len(t) for t in texts), default=0))
-    if fitted is None:  # the K paths cannot be shown in this context even cut short: vote instead
+    limit = prompt_limit(task, max(len(c.token_ids) for c in paths))
+    fitted = shown = None
+    for shown, headers in path_selections(paths):
+        texts = [paths[i].text for i in shown]
+        fitted = fit_prompt(task, lambda cap: synthesis_messages(task, template, texts, cap, headers),
+                            max((len(t) for t in texts), default=0), limit)
+        if fitted is not None:
+            break
+    if fitted is None:  # not even one path fits this context, cut short: vote instead
         outcome = task.best_so_far
         outcome.details = {**details, "synthesis": None, "fallback": "paths_do_not_fit_context"}
         return outcome
@@ -230,6 +260,7 @@ def parallel_thinking(task: Task) -> StrategyGen:
     outcome.details = {
         **details,
         "synthesis": {"messages": messages, "prompt_tokens": len(prompt_ids), "compacted_to_chars": cap,
+                      "paths_shown": shown,
                       "max_tokens": sampling.max_tokens, "answer": synth.answer, "score": score,
                       "step_scores": step_scores, "accepted": accepted, "among_paths": among, "issue": reason},
         "path_votes": path_vote.votes,

@@ -38,6 +38,7 @@ from ttscale.strategies.parallel_thinking import (
     cluster,
     compact,
     fit_prompt,
+    prompt_limit,
     solution_steps,
     verifier_name,
     verify,
@@ -115,9 +116,10 @@ def revision_prompt(task: Task, chain: Chain, candidates: list[Candidate],
                     memory: int | None) -> tuple[tuple[int, ...], Messages, int | None, int] | None:
     """Prompt ids for the chain's next attempt: as many earlier attempts as fit (newest kept first)."""
     most = len(chain.attempts) if memory is None else min(memory, len(chain.attempts))
+    limit = prompt_limit(task, max(len(candidates[i].token_ids) for i in chain.attempts))
     for shown in range(most, 0, -1):
         longest = max(len(candidates[i].text) for i in chain.attempts[-shown:])
-        fitted = fit_prompt(task, lambda cap: revision_messages(task, chain, candidates, shown, cap), longest)
+        fitted = fit_prompt(task, lambda cap: revision_messages(task, chain, candidates, shown, cap), longest, limit)
         if fitted is not None:
             ids, messages, cap = fitted
             return ids, messages, cap, shown

@@ -1,0 +1,353 @@
+"""Difficulty-aware allocation (strategy `auto`) on the scripted fake backend: budget conservation across a
+batch, early exit, budget moving toward uncertain prompts, escalation to search, P(IK), policy fitting."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fakes import CharTokenizer, ExactChecker, FakeBackend
+from ttscale import Engine, TTScaleError
+from ttscale.allocate import DEFAULT_POLICY, Policy, load_policy
+from ttscale.allocate.calibrate import calibrate
+from ttscale.allocate.controller import Controller, PromptState
+from ttscale.allocate.estimators import make_estimator
+from ttscale.allocate.policy import monotone_at, vote_accuracy
+from ttscale.allocate.stats import fit_logistic, spearman
+from ttscale.requests import Completion, GenResult
+from ttscale.scheduler import Scheduler
+from ttscale.scoring import register_scorer
+from ttscale.strategies import strategies
+from ttscale.strategies.base import Candidate
+
+
+def boxed(a: str) -> str:
+    return f"Some work.\n\nThe answer is \\boxed{{{a}}}"
+
+
+def mixed_script(prompt, j, seed):
+    """easy*: always 7; split*: 1 or 2 (3 of 5 say 1); hard*: a different answer every sample."""
+    text = "".join(chr(i) for i in prompt)
+    draw = ((seed or 0) + 31 * j) % 1000
+    if "easy" in text:
+        return boxed("7")
+    if "split" in text:
+        return boxed("1" if draw % 5 < 3 else "2")
+    return boxed(str(draw))
+
+
+def engine_for(script, backend_cls=FakeBackend):
+    backend = backend_cls(script)
+    return Engine(backend=backend, checker=ExactChecker()), backend
+
+
+PROMPTS = ["easy a", "easy b", "easy c", "split a", "split b", "hard a", "hard b", "split c"]
+
+
+def alloc(r):
+    return r.details["allocation"]
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 5, 8, 16])
+def test_batch_budget_is_conserved_exactly(budget):
+    engine, backend = engine_for(mixed_script)
+    results = engine.solve_batch(PROMPTS, strategy="auto", budget=budget, seed=3)
+    spent = sum(len(r.candidates) for r in results)
+    assert spent <= budget * len(PROMPTS)
+    for r in results:
+        assert r.strategy == "auto" and r.budget == budget
+        assert r.ledger.candidates == len(r.candidates) == alloc(r)["budget_received"]
+        assert alloc(r)["reason"]
+    # what the backend produced is exactly what the results hold
+    assert sum(req.n for call in backend.calls for req in call) == spent
+    assert engine.last_batch_usage.backend_calls == len(backend.calls)
+
+
+def test_budget_moves_from_settled_to_uncertain_prompts():
+    engine, backend = engine_for(mixed_script)
+    budget = 8
+    results = {r.problem: r for r in engine.solve_batch(PROMPTS, strategy="auto", budget=budget, seed=0)}
+    k = alloc(results["easy a"])["probe_k"]
+    for p in ("easy a", "easy b", "easy c"):  # settled by unanimous probes: nothing more
+        assert alloc(results[p])["budget_received"] == k
+        assert alloc(results[p])["reason"].startswith("settled")
+        assert results[p].answer == "7"
+    split = [alloc(results[p])["budget_received"] for p in ("split a", "split b", "split c")]
+    hard = [alloc(results[p])["budget_received"] for p in ("hard a", "hard b")]
+    assert min(split) > budget  # they received what the easy prompts did not need
+    assert max(hard) < min(split)  # hopeless prompts get less than uncertain ones
+    assert all(results[p].answer == "1" for p in ("split a", "split b", "split c"))
+    assert alloc(results["easy a"])["difficulty"] < alloc(results["split a"])["difficulty"] < alloc(results["hard a"])["difficulty"]
+    # rounds are batched: the probe round is one call with every prompt; later rounds carry all open ones
+    assert len(backend.calls[0]) == len(PROMPTS) and all(req.n == k for req in backend.calls[0])
+    assert len(backend.calls[1]) == 3  # the 3 split prompts together (hopeless ones got nothing more)
+
+
+def test_unanimous_single_prompt_stops_after_the_probe():
+    engine, backend = engine_for(lambda p, j, s: boxed("42"))
+    r = engine.solve("q", strategy="auto", budget=16)
+    assert r.answer == "42" and len(r.candidates) == 4 and len(backend.calls) == 1
+    assert alloc(r)["reason"].startswith("settled: all 4 samples agree")
+    assert alloc(r)["difficulty"] == pytest.approx(0.1)
+
+
+def test_consensus_stops_early():
+    # 5 of 6 agree: the leader cannot be caught, or consensus holds, well before the budget is spent
+    engine, _ = engine_for(lambda p, j, s: boxed("9" if ((s or 0) + j) % 6 else "8"))
+    r = engine.solve("q", strategy="auto", budget=32)
+    assert r.answer == "9"
+    assert len(r.candidates) < 32
+    assert alloc(r)["reason"].split(":")[0] in ("consensus", "answer cannot change", "settled")
+
+
+def test_answer_cannot_change_stops_a_prompt():
+    policy = DEFAULT_POLICY
+    c = Controller(policy, make_estimator("probe", policy), budget=4, n_prompts=1)
+    s = c.add(PromptState(problem="q"))
+    answers = ["5", "5", "5", "6"]
+    s.candidates = [Candidate("", [], "stop", answer=a, cluster=int(a), meta={"phase": "probe"}) for a in answers]
+    # 4 of a budget of 4 spent: no allotment left, the answer stands
+    [plan] = c.plan([s])
+    assert plan.stop and s.done
+    c2 = Controller(policy, make_estimator("probe", policy), budget=5, n_prompts=1)
+    s2 = c2.add(PromptState(problem="q"))
+    s2.candidates = list(s.candidates)
+    [plan2] = c2.plan([s2])  # one more sample: 3 vs 1 + 1 cannot flip
+    assert plan2.stop and s2.reason.startswith("answer cannot change: leader 3 votes vs 1, at most 1 more")
+
+
+class StepKeyword:
+    """Whole solutions (several steps in one) score 0.5; a single step 0 if it says 'bad', else 1."""
+
+    def __init__(self, backend, **options):
+        pass
+
+    def score_batch(self, requests):
+        def one(step):
+            return 0.5 if "\n\n" in step else (0.0 if "bad" in step else 1.0)
+        return [[[one(s) for s in cand] for cand in r.candidates] for r in requests], 0
+
+
+register_scorer("step_keyword")(StepKeyword)
+
+
+def stepwise_script(prompt, j, seed):
+    """Three steps; the last says 1 (after an 'ok' step) or 2 (after a 'bad' one), half and half."""
+    text = "".join(chr(i) for i in prompt)
+    done = text.split("<assistant>", 1)[1].count("\n\n") if "<assistant>" in text else 0
+    draw = (seed or 0) % 2  # the fake backend's seed is the request's seed + j
+    if done == 0:
+        steps = [f"step one {'ok' if draw else 'bad'}", "step two", f"The answer is \\boxed{{{1 if draw else 2}}}"]
+        return "\n\n".join(steps)
+    if done == 1:
+        return "step two\n\n" + ("The answer is \\boxed{2}" if "bad" in text else "The answer is \\boxed{1}")
+    return "The answer is \\boxed{2}" if "bad" in text else "The answer is \\boxed{1}"
+
+
+def test_single_prompt_escalates_to_search_with_a_verifier():
+    engine, backend = engine_for(stepwise_script)
+    r = engine.solve("split problem", strategy="auto", budget=16, verifier="step_keyword")
+    a = alloc(r)
+    assert a["strategy"] == "best_of_n+particle"
+    assert [w["kind"] for w in a["waves"]][-1] == "search"
+    phases = [c.meta["phase"] for c in r.candidates]
+    assert phases[:4] == ["probe"] * 4 and "search" in phases
+    assert len(r.candidates) <= 16
+    assert r.answer == "1"  # the search weighs out the 'bad' paths
+    assert "search" in r.details and r.details["search"]["verifier"] == "step_keyword"
+
+
+def test_without_a_verifier_there_is_no_search():
+    engine, _ = engine_for(stepwise_script)
+    r = engine.solve("split problem", strategy="auto", budget=16)
+    assert alloc(r)["strategy"] == "best_of_n"
+    assert all(c.meta["phase"] in ("probe", "sample") for c in r.candidates)
+
+
+def test_registered_strategy_runs_under_a_plain_scheduler_like_solve():
+    """Bench cells and asolve drive `auto` as an ordinary strategy: same run as engine.solve."""
+    engine, _ = engine_for(mixed_script)
+    via_engine = engine.solve("split a", strategy="auto", budget=8, seed=5)
+    prep = engine.prepare("split a")
+    task = engine._task(prep, 8, 5, 0.8, 1.0, None, (), {})
+    [(outcome, ledger)] = Scheduler(engine.backend, engine.scorer).run([strategies.get("auto")(task)])
+    assert [c.text for c in outcome.candidates] == [c.text for c in via_engine.candidates]
+    assert outcome.details["allocation"]["reason"] == alloc(via_engine)["reason"]
+    assert ledger.candidates == len(via_engine.candidates)
+
+
+def test_asolve_auto():
+    import asyncio
+
+    engine, _ = engine_for(mixed_script)
+    r = asyncio.run(engine.asolve("easy q", strategy="auto", budget=8))
+    assert r.answer == "7" and alloc(r)["budget_received"] == 4
+
+
+class YesNoTokenizer(CharTokenizer):
+    def encode(self, text):
+        return {"Yes": [1000], "No": [1001]}.get(text) or super().encode(text)
+
+
+class PIKBackend(FakeBackend):
+    """Answers the P(IK) question with P(yes) 0.9 for easy problems and 0.2 otherwise."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.tokenizer = YesNoTokenizer()
+        self.pik_calls = []
+
+    def generate(self, requests):
+        out = []
+        if any(r.sampling.top_logprobs for r in requests):
+            self.pik_calls.append(list(requests))
+        plain = [r for r in requests if not r.sampling.top_logprobs]
+        answers = iter(super().generate(plain))
+        for r in requests:
+            if r.sampling.top_logprobs:
+                text = "".join(chr(i) for i in r.prompt_ids if i < 1000)
+                py = 0.9 if "easy" in text else 0.2
+                top = {1000: math.log(py), 1001: math.log(1 - py)}
+                comp = Completion([1000], "Yes", "stop", logprobs=[math.log(py)], top_logprobs=[top])
+                out.append(GenResult([comp], prompt_tokens=len(r.prompt_ids)))
+            else:
+                out.append(next(answers))
+        return out
+
+
+def test_pik_estimator_costs_verifier_tokens_in_one_batched_call():
+    engine, backend = engine_for(mixed_script, PIKBackend)
+    results = {r.problem: r for r in engine.solve_batch(["easy a", "hard a", "split a"], strategy="auto",
+                                                         budget=4, estimator="pik")}
+    assert alloc(results["easy a"])["pik"] == pytest.approx(0.9)
+    assert alloc(results["easy a"])["difficulty"] == pytest.approx(0.1)
+    assert alloc(results["hard a"])["difficulty"] == pytest.approx(0.8)
+    assert alloc(results["easy a"])["estimator"] == "pik"
+    assert all(r.ledger.verifier_tokens > 0 for r in results.values())
+    assert len(backend.pik_calls) == 1 and len(backend.pik_calls[0]) == 3  # every prompt's question in one call
+
+
+def test_pik_without_yes_no_tokens_is_no_signal():
+    engine, _ = engine_for(mixed_script)  # CharTokenizer: "Yes" is three tokens
+    r = engine.solve("easy a", strategy="auto", budget=4, estimator="pik")
+    assert alloc(r)["pik"] is None and alloc(r)["difficulty"] == pytest.approx(0.5)
+
+
+def test_policy_default_choices_and_json_roundtrip(tmp_path):
+    p = DEFAULT_POLICY
+    assert p.bins[-1] == 1.0 and len(p.table) == len(p.bins)
+    hard = p.bin_of(0.6)
+    assert p.choose(hard, 16, "arith_steps")[1] == "particle"
+    assert p.choose(hard, 16, None)[1] == "best_of_n"  # no verifier: no search
+    assert p.choose(p.bin_of(0.05), 4, "arith_steps")[1] == "best_of_n"
+    path = tmp_path / "p.json"
+    p.save(path)
+    q = load_policy(str(path))
+    assert q.bins == p.bins and q.table["2"].curves == p.table["2"].curves
+    with pytest.raises(TTScaleError, match="table has no entry"):
+        Policy.from_dict({"bins": [0.5, 1.0], "table": {"0": {"strategy": "best_of_n", "budget": 4}}})
+    with pytest.raises(TTScaleError, match="not found"):
+        load_policy(str(tmp_path / "missing.json"))
+    with pytest.raises(TTScaleError, match="needs a fitted model"):
+        make_estimator("learned", p)
+    with pytest.raises(TTScaleError, match="unknown estimator"):
+        make_estimator("nope", p)
+
+
+def test_hand_written_policy_targets_budget_per_bin():
+    policy = {"bins": [0.3, 1.0], "table": {"0": {"strategy": "best_of_n", "budget": 4},
+                                              "1": {"strategy": "best_of_n", "budget": 12}}}
+    engine, _ = engine_for(mixed_script)
+    results = {r.problem: r for r in engine.solve_batch(["easy a", "split a"], strategy="auto", budget=16, policy=policy)}
+    assert alloc(results["easy a"])["budget_received"] == 4
+    assert alloc(results["split a"])["budget_received"] <= 12
+
+
+def test_vote_model_and_curves():
+    assert vote_accuracy(1, 0.7) == pytest.approx(0.7)
+    assert vote_accuracy(16, 0.7) > vote_accuracy(4, 0.7) > 0.7
+    assert monotone_at({1: 0.5, 4: 0.4, 16: 0.6}, 4) == pytest.approx(0.5)
+
+
+def test_logistic_regression_and_spearman():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 1))
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(2 * x[:, 0] - 1)))).astype(float)
+    coef, b = fit_logistic(x, y, l2=0.0)
+    assert coef[0] == pytest.approx(2.0, abs=0.25) and b == pytest.approx(-1.0, abs=0.2)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+# -- calibrate on synthetic records ------------------------------------------------------------------------
+
+def synthetic_records(n_problems=60, top=16, seed=0):
+    """Bench-style records: problem i has solve rate p_i; wrong answers concentrate on one value."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n_problems):
+        p = float(rng.uniform(0.05, 1.0))
+        answers = []
+        for _ in range(top):
+            u = rng.random()
+            answers.append("gold" if u < p else ("w0" if u < p + (1 - p) * 0.5 else f"w{rng.integers(1, 50)}"))
+        ids: dict[str, int] = {}
+        cands = [{"answer": a, "correct": a == "gold", "cluster": ids.setdefault(a, len(ids)),
+                  "scores": {"logprob": 0.9 if a == "gold" else 0.6}, "tokens": 50, "finish_reason": "stop"}
+                 for a in answers]
+        for b in (1, 4, 16):
+            sub = cands[:b]
+            counts: dict[str, int] = {}
+            for c in sub:
+                counts[c["answer"]] = counts.get(c["answer"], 0) + 1
+            winner = max(counts, key=lambda a: (counts[a], -answers.index(a)))
+            base = {"problem_id": f"p{i}", "seed": 0, "level": 1, "gold": "gold", "ledger": {"generated_tokens": 50 * b}}
+            records.append({**base, "label": "best_of_n", "strategy": "best_of_n", "budget": b, "answer": winner,
+                            "correct": winner == "gold", "candidates": sub})
+            records.append({**base, "label": "particle", "strategy": "particle", "budget": b,
+                            "correct": bool(rng.random() < min(1.0, p + 0.1 * math.log2(b))), "candidates": [],
+                            "ledger": {"generated_tokens": 80 * b}})
+    return records
+
+
+def test_calibrate_fits_estimators_bins_and_table():
+    cal = calibrate(["synthetic"], records=synthetic_records(), manifests=[], probe_k=4, n_bins=3)
+    p = cal.policy
+    q = p.fit["estimators"]
+    assert q["probe"]["spearman"] < -0.5 and q["learned"]["spearman"] < -0.5
+    assert p.estimator in ("probe", "learned") and p.learned and "agreement" in p.learned["features"]
+    assert len(p.bins) == 3 and p.bins[-1] == 1.0
+    easy, hard = p.entry(0), p.entry(len(p.bins) - 1)
+    assert easy.curves["best_of_n"][1] > hard.curves["best_of_n"][1]
+    assert easy.budget <= 4  # easy problems: a small budget already reaches the bin's best accuracy
+    assert set(p.strategies) == {"best_of_n", "particle"}
+    # the fitted policy drives the allocator
+    engine, _ = engine_for(mixed_script)
+    rs = engine.solve_batch(["easy a", "split a"], strategy="auto", budget=8, policy=p)
+    assert all(alloc(r)["estimator"] == p.estimator and alloc(r)["policy"] == "calibrate:synthetic" for r in rs)
+
+
+def test_calibrate_cli_writes_a_policy_solve_can_use(tmp_path, capsys):
+    from ttscale.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / "records.jsonl", "w") as f:
+        for rec in synthetic_records(n_problems=30, seed=1):
+            f.write(json.dumps(rec) + "\n")
+    out = tmp_path / "policy.json"
+    assert main(["calibrate", "--records", str(run), "--out", str(out), "--bins", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "spearman" in printed and "bin 0" in printed
+    policy = load_policy(str(out))
+    assert len(policy.bins) == 2 and policy.fit["problems"] == 30
+    assert main(["calibrate", "--records", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_verifier_none_means_no_verifier():
+    engine, _ = engine_for(stepwise_script)
+    r = engine.solve("split problem", strategy="auto", budget=8, verifier="none")
+    assert alloc(r)["strategy"] == "best_of_n" and r.details["verifier"] is None

@@ -1,0 +1,250 @@
+"""The allocation decisions: who stops, who gets how much more of the batch budget, and with what.
+
+At every decision point (after the probes, then after each wave) the controller sees every prompt that
+is still open, and:
+
+1. re-estimates each prompt's difficulty from its samples so far (the configured estimator);
+2. stops the prompts whose answer is settled: all samples agree (and the verifier does not object), the
+   leading answer is verifier-accepted, or a clear consensus holds; and prompts at their cap;
+3. shares the rest of the batch pool (B x prompts - candidates already made) by expected gain: each
+   prompt's difficulty bin has an accuracy-vs-budget curve (the policy's), and budget goes, a doubling
+   at a time, to whichever prompt gains the most accuracy per extra candidate, until the pool is empty
+   or no prompt gains `min_gain` per candidate. Settled and hopeless prompts (flat curves) get nothing;
+4. stops the prompts whose answer cannot change within what they were allotted (leader's votes exceed
+   the runner-up's plus the allotment), hands that back, and shares again;
+5. gives each remaining prompt its next wave: a doubling of its samples, or, when the policy prefers a
+   search for its bin and a verifier is configured, the whole allotment as one particle/beam run.
+
+Every wave is spent through the scheduler with all prompts at once, and the pool is only ever reduced by
+candidates actually allotted, so sum(candidates) <= B x prompts holds exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ttscale.allocate.estimators import Estimator
+from ttscale.allocate.features import leader_runner_up, mean_score, probe_features, vote_counts
+from ttscale.allocate.policy import Policy
+from ttscale.strategies.base import Candidate
+
+
+@dataclass
+class PromptState:
+    """One prompt's allocation so far: its candidates (all waves), estimates and decisions."""
+
+    problem: str
+    candidates: list[Candidate] = field(default_factory=list)
+    pik: float | None = None
+    probe_k: int = 0
+    difficulty: float | None = None  # from the probes: what the allocation started from
+    difficulty_now: float | None = None  # from all samples so far
+    bin: int | None = None
+    features: dict[str, float] = field(default_factory=dict)  # of the probes
+    allowance: int = 0  # planned total candidates at the latest decision
+    waves: list[dict[str, Any]] = field(default_factory=list)
+    searched: bool = False  # a search (particle/beam) spent this prompt's allotment
+    done: bool = False
+    reason: str = ""
+    search_details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spent(self) -> int:
+        return len(self.candidates)
+
+    def sampled(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.meta.get("phase") in ("probe", "sample")]
+
+
+@dataclass
+class Plan:
+    """What one prompt does next: stop, or one wave of `n` candidates with a strategy."""
+
+    stop: bool
+    kind: str = ""  # "sample" | "search"
+    n: int = 0
+    strategy: str = "best_of_n"
+    label: str = "best_of_n"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+STOP = Plan(stop=True)
+
+
+class Controller:
+    """Holds the batch pool and decides for all open prompts at once (one prompt: the same code)."""
+
+    def __init__(self, policy: Policy, estimator: Estimator, budget: int, n_prompts: int,
+                 verifier: str | None = None) -> None:
+        self.policy = policy
+        self.estimator = estimator
+        self.budget = budget  # average candidates per prompt
+        self.total = budget * n_prompts  # the batch pool
+        self.cap = max(budget, min(policy.max_per_prompt, int(math.floor(policy.cap_factor * budget))))
+        self.verifier = verifier
+        self.probe_k = min(budget, policy.probe_k, max(2, budget // 2))
+        self.states: list[PromptState] = []
+        self.decisions = 0
+
+    def add(self, state: PromptState) -> PromptState:
+        state.probe_k = self.probe_k
+        self.states.append(state)
+        return state
+
+    @property
+    def spent(self) -> int:
+        return sum(s.spent for s in self.states)
+
+    # -- estimates --------------------------------------------------------------------------------------
+    def features(self, state: PromptState, candidates: list[Candidate]) -> dict[str, float]:
+        return probe_features(state.problem, candidates, self.verifier, state.pik)
+
+    def estimate(self, state: PromptState) -> None:
+        if state.difficulty is None:  # the probe estimate: the one reported and calibrated
+            state.features = self.features(state, state.sampled())
+            state.difficulty = self.estimator.estimate(state.features)
+            state.difficulty_now = state.difficulty
+        else:
+            state.difficulty_now = self.estimator.estimate(self.features(state, state.sampled()))
+        state.bin = self.policy.bin_of(state.difficulty_now)
+
+    # -- decisions --------------------------------------------------------------------------------------
+    def plan(self, waiting: list[PromptState]) -> list[Plan]:
+        """Decide for every prompt in `waiting` (all open prompts of the batch)."""
+        self.decisions += 1
+        plans: dict[int, Plan] = {}
+        active: list[PromptState] = []
+        for s in waiting:
+            self.estimate(s)
+            reason = self.settled(s)
+            if reason:
+                plans[id(s)] = self._stop(s, reason)
+            else:
+                active.append(s)
+        pool = self.total - self.spent
+        for _ in range(len(active) + 1):  # stops hand budget back; share again until nothing changes
+            allot, left = self.share(active, pool)
+            fixed = [s for s in active if self.cannot_change(s, allot[id(s)])]
+            for s in fixed:
+                plans[id(s)] = self._stop(s, self.why_no_more(s, allot[id(s)], left))
+            active = [s for s in active if id(s) not in plans]
+            if not fixed:
+                break
+        for s in active:
+            s.allowance = allot[id(s)]
+            plans[id(s)] = self.next_wave(s)
+        return [plans[id(s)] for s in waiting]
+
+    def settled(self, s: PromptState) -> str:
+        """Why this prompt needs nothing more ('' if it may)."""
+        p = self.policy
+        c = s.spent
+        if s.searched:
+            w = s.waves[-1] if s.waves else {}
+            return (f"searched: {w.get('strategy', 'search')} with {w.get('n', '?')} after a split vote "
+                    f"(difficulty {w.get('difficulty', 0.0):.2f}), then stopped")
+        counts = vote_counts(s.candidates)
+        lead, second = leader_runner_up(s.candidates)
+        if not counts:
+            return self.exhausted(s)
+        leader_cluster = counts[0][0]
+        lead_ver = mean_score(s.candidates, self.verifier, leader_cluster)
+        if lead == c and c >= 2 and (lead_ver is None or lead_ver >= p.settle_verifier):
+            return f"settled: all {c} samples agree"
+        if self.verifier and lead >= 2 and lead * 2 >= c and lead_ver is not None and lead_ver >= p.accept_score:
+            second_ver = mean_score(s.candidates, self.verifier, counts[1][0]) if len(counts) > 1 else None
+            if second_ver is None or second_ver < p.accept_score:
+                return f"settled: the leading answer ({lead}/{c} votes) is verifier-accepted ({lead_ver:.2f})"
+        if lead >= p.consensus_votes and lead >= p.consensus_share * c:
+            return f"consensus: {lead}/{c} samples agree"
+        return self.exhausted(s)
+
+    def exhausted(self, s: PromptState) -> str:
+        if s.spent >= self.cap:
+            return f"reached the per-prompt cap of {self.cap}"
+        if self.total - self.spent <= 0:
+            return "batch budget spent"
+        return ""
+
+    def share(self, active: list[PromptState], pool: int) -> tuple[dict[int, int], int]:
+        """Planned total candidates per prompt, and what is left of the pool.
+
+        Greedy in steps of `probe_k` candidates: each step goes to the prompt whose bin curve promises the
+        most accuracy per extra candidate from where it stands (ties: the prompt with fewer candidates)."""
+        allot = {id(s): s.spent for s in active}
+        step = max(1, self.probe_k)
+        hopeless = [self.hopeless(s) for s in active]
+        memo: dict[tuple[int, int], float] = {}
+
+        def value(bin_: int, b: int) -> float:
+            if (bin_, b) not in memo:
+                memo[(bin_, b)] = self.policy.accuracy(bin_, b, self.verifier)
+            return memo[(bin_, b)]
+        heap: list[tuple[float, int, int]] = []
+
+        def push(i: int) -> None:
+            s = active[i]
+            v = allot[id(s)]
+            nxt = min(v + step, self.cap)
+            if nxt <= v:
+                return
+            gain = value(s.bin, nxt) - value(s.bin, max(v, 1))
+            if hopeless[i]:
+                gain *= self.policy.hopeless_scale
+            heapq.heappush(heap, (-round(gain / (nxt - v), 9), v, i))
+
+        for i in range(len(active)):
+            push(i)
+        while heap and pool > 0:
+            neg_rate, v, i = heapq.heappop(heap)
+            if -neg_rate < self.policy.min_gain:
+                break
+            s = active[i]
+            take = min(step, self.cap - v, pool)
+            allot[id(s)] = v + take
+            pool -= take
+            push(i)
+        return allot, pool
+
+    def hopeless(self, s: PromptState) -> bool:
+        """No two samples agree (3+ samples), none has an answer, or the verifier rejects nearly all."""
+        lead, _ = leader_runner_up(s.candidates)
+        if s.spent >= 3 and lead <= 1:
+            return True
+        ver = mean_score(s.candidates, self.verifier)
+        return ver is not None and ver < self.policy.hopeless_verifier
+
+    def cannot_change(self, s: PromptState, allot: int) -> bool:
+        """More candidates within the allotment cannot change the answer (or there are none)."""
+        more = allot - s.spent
+        lead, second = leader_runner_up(s.candidates)
+        return more <= 0 or lead > second + more
+
+    def why_no_more(self, s: PromptState, allot: int, left: int) -> str:
+        more = allot - s.spent
+        lead, second = leader_runner_up(s.candidates)
+        if more > 0:
+            return f"answer cannot change: leader {lead} votes vs {second}, at most {more} more"
+        d = s.difficulty_now if s.difficulty_now is not None else 0.0
+        if self.hopeless(s) or s.bin == len(self.policy.bins) - 1:
+            return f"hopeless: difficulty {d:.2f}, {lead}/{s.spent} agree; more samples are not expected to help"
+        if left <= 0:
+            return f"batch budget went to prompts with more to gain (difficulty {d:.2f}, {lead}/{s.spent} agree)"
+        return f"no gain expected from more candidates (difficulty {d:.2f}, {lead}/{s.spent} agree)"
+
+    def next_wave(self, s: PromptState) -> Plan:
+        more = s.allowance - s.spent
+        label, name, settings = self.policy.choose(s.bin, s.allowance, self.verifier)
+        if name != "best_of_n" and self.verifier and more >= self.policy.min_particles:
+            return Plan(stop=False, kind="search", n=more, strategy=name, label=label, settings=settings)
+        n = min(more, max(s.spent, self.probe_k))
+        return Plan(stop=False, kind="sample", n=n)
+
+    def _stop(self, s: PromptState, reason: str) -> Plan:
+        s.done = True
+        s.reason = reason
+        s.allowance = s.spent
+        return STOP

@@ -1,0 +1,73 @@
+"""Cheap per-prompt features that difficulty estimators read, computed the same way from live candidates
+(during a solve) and from bench records (when `ttscale calibrate` fits a model), so a fitted estimator
+sees at run time exactly what it was fitted on.
+
+All features are in [0, 1] except `log_chars`; a missing signal takes its neutral value (0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+FEATURES = ("log_chars", "agreement", "distinct", "no_answer", "logprob", "verifier", "pik")
+NEUTRAL = 0.5
+
+
+def _get(c: Any, name: str) -> Any:
+    """A field of a Candidate or of a candidate dict in a bench record."""
+    return c.get(name) if isinstance(c, dict) else getattr(c, name, None)
+
+
+def vote_counts(candidates: Iterable[Any]) -> list[tuple[Any, int]]:
+    """(cluster, votes) for every answered cluster, most votes first (first seen wins ties)."""
+    counts: Counter = Counter()
+    for c in candidates:
+        if _get(c, "answer") is not None and _get(c, "cluster") is not None:
+            counts[_get(c, "cluster")] += 1
+    return counts.most_common()
+
+
+def leader_runner_up(candidates: Sequence[Any]) -> tuple[int, int]:
+    counts = vote_counts(candidates)
+    lead = counts[0][1] if counts else 0
+    second = counts[1][1] if len(counts) > 1 else 0
+    return lead, second
+
+
+def mean_score(candidates: Iterable[Any], key: str | None, cluster: Any = None) -> float | None:
+    """Mean of `scores[key]` over the candidates (of one cluster if given); None when nothing has it."""
+    if not key:
+        return None
+    vals = []
+    for c in candidates:
+        if cluster is not None and _get(c, "cluster") != cluster:
+            continue
+        s = (_get(c, "scores") or {}).get(key)
+        if s is not None:
+            vals.append(float(s))
+    return sum(vals) / len(vals) if vals else None
+
+
+def probe_features(problem: str | int, candidates: Sequence[Any], verifier: str | None = None,
+                   pik: float | None = None) -> dict[str, float]:
+    """Features of one prompt from its probe samples. `problem`: its text (or its length in characters)."""
+    k = max(len(candidates), 1)
+    counts = vote_counts(candidates)
+    lead = counts[0][1] if counts else 0
+    answered = sum(1 for c in candidates if _get(c, "answer") is not None)
+    chars = problem if isinstance(problem, int) else len(problem)
+    lp = mean_score(candidates, "logprob")
+    ver = mean_score(candidates, verifier)
+    return {
+        "log_chars": math.log1p(chars),
+        "agreement": lead / k,
+        "distinct": len(counts) / k,
+        "no_answer": 1.0 - answered / k,
+        "logprob": NEUTRAL if lp is None else lp,
+        "verifier": NEUTRAL if ver is None else ver,
+        "pik": NEUTRAL if pik is None else float(pik),
+        "verified": 0.0 if ver is None else 1.0,
+        "k": float(len(candidates)),
+    }

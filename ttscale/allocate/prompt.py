@@ -1,0 +1,153 @@
+"""The `auto` coroutine for ONE prompt: probe, then waves of samples or a search, as decided.
+
+It yields the usual requests (Generate, Score), so it runs under any scheduler like every strategy.
+The decisions come from a Controller: its own (single prompt: `ttscale solve --strategy auto`, bench
+cells, asolve), or, inside `solve_batch_auto`, the batch's shared one: then the coroutine yields a
+`Decide` at each decision point and the batch driver answers once every open prompt is waiting, so
+budget moves between prompts. The same code makes both decisions, so one prompt alone gives the same
+run either way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ttscale.allocate.controller import Controller, Plan, PromptState
+from ttscale.allocate.estimators import make_estimator
+from ttscale.allocate.policy import Policy, load_policy
+from ttscale.requests import Generate, Score
+from ttscale.strategies.aggregate import aggregate, check_aggregation
+from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task
+from ttscale.strategies.best_of_n import score_candidates
+
+# Options of `auto` itself; everything else in task.options reaches the strategies it runs.
+AUTO_OPTIONS = ("policy", "estimator", "aggregate")
+
+
+@dataclass
+class Decide:
+    """Yielded (batch mode only) at a decision point; the batch driver sends back a Plan."""
+
+    state: PromptState
+
+
+def verifier_of(options: dict) -> str | None:
+    """The configured verifier; None when there is none (also for the CLI's `--verifier none`)."""
+    v = options.get("verifier")
+    return None if not v or v == "none" else str(v)
+
+
+def settings_for(task: Task) -> tuple[Policy, str | None, str]:
+    """The policy, the verifier (None: no verifier configured) and the estimator name for a task."""
+    policy = load_policy(task.options.get("policy"))
+    verifier = verifier_of(task.options)
+    estimator = task.options.get("estimator") or policy.estimator
+    return policy, verifier, estimator
+
+
+def local_controller(task: Task) -> Controller:
+    policy, verifier, estimator = settings_for(task)
+    return Controller(policy, make_estimator(estimator, policy), task.budget, 1, verifier)
+
+
+def auto_prompt(task: Task, controller: Controller | None = None, state: PromptState | None = None) -> StrategyGen:
+    shared = controller is not None
+    if controller is None:
+        controller = local_controller(task)
+    if state is None:
+        state = controller.add(PromptState(problem=task.problem))
+    how = check_aggregation(task.options.get("aggregate", "majority"))
+    verifier = controller.verifier
+
+    if controller.estimator.needs_pik:
+        [[pik]] = yield Score(verifier="pik", problem=task.problem, candidates=(("",),))
+        state.pik = pik
+    yield from sample_wave(task, state, controller.probe_k, verifier, "probe", how)
+    while True:
+        plan: Plan = (yield Decide(state)) if shared else controller.plan([state])[0]
+        if plan.stop:
+            break
+        wave = {"decision": controller.decisions, "kind": plan.kind, "strategy": plan.strategy, "n": plan.n,
+                "difficulty": round(state.difficulty_now or 0.0, 4), "bin": state.bin}
+        state.waves.append(wave)
+        if plan.kind == "search":
+            yield from search_wave(task, state, plan, verifier, how)
+        else:
+            yield from sample_wave(task, state, plan.n, verifier, "sample", how)
+    return finish(task, state, controller, how)
+
+
+def _vote(task: Task, state: PromptState, how: str, verifier: str | None) -> Outcome:
+    for cand, cid in zip(state.candidates, task.cluster([c.answer for c in state.candidates])):
+        cand.cluster = cid
+    key = "logprob" if how == "majority" or not verifier else verifier
+    return aggregate(state.candidates, how, score_key=key)
+
+
+def sample_wave(task: Task, state: PromptState, n: int, verifier: str | None, phase: str, how: str) -> StrategyGen:
+    """n fresh samples of the prompt in one Generate (plus one Score when a verifier is configured)."""
+    sampling = replace(task.sampling, seed=task.seed(), logprobs=True)
+    [completions] = yield Generate(prefixes=(task.prompt_ids,), n=n, sampling=sampling, messages=task.messages)
+    new = [Candidate.from_completion(c, phase=phase, temperature=sampling.temperature) for c in completions]
+    for c, comp in zip(new, completions):
+        c.answer = task.extract(c.text)
+        lp = comp.mean_logprob
+        c.scores["logprob"] = math.exp(lp) if lp is not None else None
+    if verifier:
+        yield from score_candidates(task, new, verifier, [None] * len(new))
+    state.candidates += new
+    task.events.append({"type": "candidates_finished", "count": len(new), "answers": [c.answer for c in new]})
+    task.best_so_far = _vote(task, state, how, verifier)
+    return None
+
+
+def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None, how: str) -> StrategyGen:
+    """One step-level search (particle, beam, ...) with the prompt's whole remaining allotment."""
+    from ttscale.strategies import strategies
+
+    options = {k: v for k, v in task.options.items() if k not in AUTO_OPTIONS}
+    options.update(plan.settings)
+    options["verifier"] = verifier
+    sub = replace(task, budget=plan.n, options=options, best_so_far=None)
+    out = yield from strategies.get(plan.strategy)(sub)
+    for c in out.candidates:
+        c.meta["phase"] = "search"
+        c.meta["strategy"] = plan.strategy
+    state.candidates += out.candidates
+    state.searched = True
+    state.search_details = {k: v for k, v in out.details.items() if k != "resampling"}
+    task.best_so_far = _vote(task, state, how, verifier)
+    return None
+
+
+def finish(task: Task, state: PromptState, controller: Controller, how: str) -> Outcome:
+    outcome = _vote(task, state, how, controller.verifier)
+    used = ["best_of_n"] + [w["strategy"] for w in state.waves if w["kind"] == "search"]
+    received = state.spent
+    extra = received - min(state.probe_k, received)
+    average = controller.budget
+    why = state.reason or "stopped"
+    reason = f"{why}; received {received} (probe {min(state.probe_k, received)} + {extra} more) vs an average of {average}"
+    outcome.details = {
+        "allocation": {
+            "difficulty": None if state.difficulty is None else round(state.difficulty, 4),
+            "difficulty_final": None if state.difficulty_now is None else round(state.difficulty_now, 4),
+            "estimator": controller.estimator.name,
+            "bin": controller.policy.bin_of(state.difficulty) if state.difficulty is not None else None,
+            "strategy": "+".join(dict.fromkeys(used)),
+            "budget_received": received,
+            "average_budget": average,
+            "reason": reason,
+            "probe_k": state.probe_k,
+            "features": {k: round(v, 4) for k, v in state.features.items()},
+            "pik": None if state.pik is None else round(state.pik, 4),
+            "waves": state.waves,
+            "policy": controller.policy.source,
+        },
+        "aggregate": how,
+        "verifier": controller.verifier,
+    }
+    if state.search_details:
+        outcome.details["search"] = state.search_details
+    return outcome
