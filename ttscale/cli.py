@@ -213,10 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return 130
-    except Exception as e:  # click usage errors (bad flag, missing argument)
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # click usage errors (bad flag, missing argument); typer bundles its own click
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
             err.print(f"error: {e.format_message()}", markup=False)
             return 2
         raise
