@@ -26,7 +26,7 @@ import numpy as np
 from ttscale.allocate.estimators import LearnedEstimator, PIKEstimator, ProbeEstimator
 from ttscale.allocate.features import FEATURES, NEUTRAL, probe_features
 from ttscale.allocate.policy import DEFAULT_POLICY, BinEntry, Policy
-from ttscale.allocate.stats import fit_logistic, fit_standardised, log_loss, logit, pearson, spearman
+from ttscale.allocate.stats import fit_logistic, fit_standardised, log_loss, logit, pearson, sigmoid, spearman
 from ttscale.errors import TTScaleError
 
 LEARNED_FEATURES = [f for f in FEATURES]
@@ -158,7 +158,7 @@ def build_rows(records: list[dict[str, Any]], texts: dict[str, str], probe_k: in
 # -- fitting ---------------------------------------------------------------------------------------------
 
 def _platt(raw: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, float]:
-    coef, b = fit_logistic(logit(raw)[:, None], y, w, l2=1e-3)
+    coef, b = fit_logistic(logit(raw)[:, None], y, w, l2=1e-2)
     return {"a": round(float(coef[0]), 6), "b": round(float(b), 6)}
 
 
@@ -191,7 +191,7 @@ def fit_estimators(rows: list[Row], probe_k: int) -> tuple[dict[str, dict[str, f
         pred = np.clip(r_, 1e-4, 1 - 1e-4).copy()
         for test in folds:
             m = _platt(r_[~test], y[~test], w[~test])
-            pred[test] = 1 / (1 + np.exp(-(m["a"] * logit(r_[test]) + m["b"])))
+            pred[test] = sigmoid(m["a"] * logit(r_[test]) + m["b"])
         cv_pred[name] = pred
     if names:
         pred = np.full(len(rows), float(np.average(y, weights=w)))

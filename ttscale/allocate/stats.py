@@ -39,13 +39,27 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
     theta[-1] = float(logit(np.clip(np.average(y, weights=w_row), 0.01, 0.99)))
     reg = np.full(a.shape[1], l2 * max(w_row.sum(), 1.0) / max(len(y), 1))
     reg[-1] = 0.0
+    def loss(t: np.ndarray) -> float:
+        z = a @ t
+        return float(np.sum(w_row * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(reg * t * t))
+
+    current = loss(theta)
     for _ in range(iters):
         p = sigmoid(a @ theta)
         grad = a.T @ (w_row * (p - y)) + reg * theta
         h = (a * (w_row * p * (1 - p))[:, None]).T @ a + np.diag(reg) + 1e-9 * np.eye(a.shape[1])
         step = np.linalg.solve(h, grad)
-        theta -= step
-        if np.max(np.abs(step)) < 1e-8:
+        scale = 1.0
+        while scale > 1e-4:  # backtracking: a separable or degenerate sample must not run off to infinity
+            trial = theta - scale * step
+            new = loss(trial)
+            if new <= current + 1e-12:
+                break
+            scale /= 2
+        else:
+            break
+        theta, moved, current = trial, float(np.max(np.abs(scale * step))), new
+        if moved < 1e-8:
             break
     return theta[:-1], float(theta[-1])
 
