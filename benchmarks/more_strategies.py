@@ -60,22 +60,6 @@ def ensure_verifier(name: str) -> None:
     scorers.get(name)  # a clear "unknown verifier" error
 
 
-def context_engine():
-    from ttscale import Engine
-
-    class ContextEngine(Engine):
-        """Tells strategies the model's context length (Task.context_length), so parallel_thinking and
-        refine compact their new prompts to fit; a no-op once the engine sets it itself."""
-
-        def _task(self, *args, **kwargs):
-            task = super()._task(*args, **kwargs)
-            if getattr(task, "context_length", None) is None:
-                task.context_length = self.backend.context_length
-            return task
-
-    return ContextEngine
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lab:arith")
@@ -93,9 +77,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from eval_sets import load
+    from ttscale import Engine
     from verifiers import get_checker
-
-    ContextEngine = context_engine()
 
     levels = [int(x) for x in args.levels.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -108,7 +91,7 @@ def main() -> None:
     ensure_verifier(args.verifier)
     checker = get_checker()
     backend_opts = {"threads": args.threads} if args.backend in ("transformers", "llamacpp") else {}
-    engine = ContextEngine(backend=args.backend, model=args.model, **backend_opts)
+    engine = Engine(backend=args.backend, model=args.model, **backend_opts)
     out = open(args.out, "w") if args.out else None
 
     print(f"model {args.model} ({args.backend}), arith levels {levels}, {args.n} problems x seeds {seeds}, "

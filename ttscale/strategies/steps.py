@@ -15,6 +15,7 @@ import numpy as np
 from ttscale.errors import TTScaleError, unknown_name
 from ttscale.requests import Completion, Generate, Sampling, Score
 from ttscale.strategies.base import Candidate, Task
+from verifiers.extract import states_final_answer
 
 STEP_AGGREGATIONS = ("last", "min", "prod", "mean")
 
@@ -39,6 +40,7 @@ class Path:
         done = (
             not ended_by_delimiter and c.finish_reason == "stop"  # EOS: the model finished
             or not step  # an empty step means nothing more is coming
+            or states_final_answer(step)  # "The answer is 9." or \boxed{9}: the solution is complete
             or len(self.steps) + 1 >= limits.max_steps
             or len(ids) >= limits.max_tokens
         )
