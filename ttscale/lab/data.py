@@ -73,12 +73,20 @@ def _claim_text(step: str) -> str | None:
     return f"{claim[0]} {claim[1]} {claim[2]} = {claim[3]}" if claim else None
 
 
-def drills(examples: list[Example], n: int, per_drill: int, seed: int) -> list[list[str]]:
-    """`n` drills of `per_drill` true claims each, drawn from the examples' solutions.
+def drills(examples: list[Example], n: int, per_drill: int, seed: int,
+           level_weights: tuple[float, ...] = (1, 1, 1, 1, 1)) -> list[list[str]]:
+    """`n` drills of `per_drill` true claims each, drawn from the examples' solutions, each claim from a
+    level chosen with `level_weights` (small-number facts first: they decide level-1 accuracy).
 
     Why: learning arithmetic only from whole word problems costs ~100 tokens per claim; a drill line
     costs ~10, so the tiny model sees each kind of sum many more times within the CPU budget.
     """
     rng = np.random.default_rng([seed, 13])
-    pool = [f for e in examples for f in e.facts]
-    return [[pool[k] for k in rng.integers(len(pool), size=per_drill)] for _ in range(n)]
+    pools = {level: [f for e in examples if e.level == level for f in e.facts] for level in LEVELS}
+    levels = [lv for lv in LEVELS if pools[lv] and lv <= len(level_weights) and level_weights[lv - 1] > 0]
+    weights = np.array([level_weights[lv - 1] for lv in levels], dtype=float)
+    out = []
+    for _ in range(n):
+        picks = rng.choice(len(levels), size=per_drill, p=weights / weights.sum())
+        out.append([pools[levels[k]][int(rng.integers(len(pools[levels[k]])))] for k in picks])
+    return out
