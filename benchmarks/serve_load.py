@@ -34,13 +34,13 @@ async def one(client: openai.AsyncOpenAI, problem: str, budget: int, max_tokens:
 
 
 async def run(base: str, problems: list[str], budget: int, max_tokens: int, concurrent: bool) -> tuple[float, list[float]]:
-    client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=3600)
-    t = time.perf_counter()
-    if concurrent:
-        lat = await asyncio.gather(*(one(client, p, budget, max_tokens) for p in problems))
-    else:
-        lat = [await one(client, p, budget, max_tokens) for p in problems]
-    return time.perf_counter() - t, list(lat)
+    async with openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=3600) as client:
+        t = time.perf_counter()
+        if concurrent:
+            lat = await asyncio.gather(*(one(client, p, budget, max_tokens) for p in problems))
+        else:
+            lat = [await one(client, p, budget, max_tokens) for p in problems]
+        return time.perf_counter() - t, list(lat)
 
 
 def main() -> None:
