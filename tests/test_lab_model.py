@@ -127,3 +127,16 @@ def test_training_script_runs_end_to_end_tiny(tmp_path: Path) -> None:
     [res] = b.generate([GenRequest(_prompt(b, "Hana has 4 stickers. She gets 3 more."), 2,
                                    Sampling(temperature=1.0, max_tokens=8, seed=0))])
     assert len(res.completions) == 2 and all(len(c.token_ids) <= 8 for c in res.completions)
+
+
+def test_data_parallel_training_is_deterministic(tmp_path: Path) -> None:
+    """--procs 2 (DDP over gloo on loopback, how the shipped weights are trained) twice: same bytes."""
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        proc = subprocess.run([sys.executable, "-m", "ttscale.lab.train", "--out", str(out), "--seed", "0", "--tiny",
+                               "--procs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "2 process(es)" in proc.stdout
+        outs.append((out / "model.safetensors").read_bytes())
+    assert outs[0] == outs[1]
