@@ -50,14 +50,17 @@ class Scheduler:
         self.lock = lock or threading.Lock()
         self.totals = Ledger()  # batch-level: backend_calls counts real calls made
 
-    def run(self, gens: list[StrategyGen]) -> list[tuple[Outcome, Ledger]]:
+    def run(self, gens: list[StrategyGen],
+            serve: Callable[[list[Job]], None] | None = None) -> list[tuple[Outcome, Ledger]]:
+        """Drive the strategies to their outcomes. `serve(live)` answers one round of pending requests
+        (default: `round`); drivers with requests of their own (allocation's decisions) pass theirs."""
         started = time.perf_counter()
         jobs = [Job(g) for g in gens]
         for job in jobs:
             job.advance(None)
         live = [j for j in jobs if j.outcome is None]
         while live:
-            self.round(live)
+            (serve or self.round)(live)
             live = [j for j in live if j.outcome is None]
         self.totals.wall_seconds += time.perf_counter() - started
         for job in jobs:

@@ -9,7 +9,6 @@ the next wave starts, again for all of them together.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 from ttscale.allocate.controller import Controller, PromptState
@@ -52,12 +51,7 @@ def solve_batch_auto(engine: Any, prompts: Sequence[Any], budget: int = 8, seed:
 
 def run_shared(scheduler: Scheduler, gens: list, controller: Controller) -> list:
     """Drive the coroutines: scheduler rounds for their requests, controller decisions at barriers."""
-    started = time.perf_counter()
-    jobs = [Job(g) for g in gens]
-    for job in jobs:
-        job.advance(None)
-    live = [j for j in jobs if j.outcome is None]
-    while live:
+    def serve(live: list[Job]) -> None:
         working = [j for j in live if not isinstance(j.pending, Decide)]
         if working:
             scheduler.round(working)
@@ -65,6 +59,5 @@ def run_shared(scheduler: Scheduler, gens: list, controller: Controller) -> list
             plans = controller.plan([j.pending.state for j in live])
             for job, plan in zip(live, plans):
                 job.advance(plan)
-        live = [j for j in live if j.outcome is None]
-    scheduler.totals.wall_seconds += time.perf_counter() - started
-    return [(j.outcome, j.ledger) for j in jobs]
+
+    return scheduler.run(gens, serve)
