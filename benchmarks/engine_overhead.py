@@ -16,17 +16,17 @@ import time
 
 
 class Recording:
-    """Wraps a backend and keeps the requests of its last call, so they can be replayed raw."""
+    """Wraps a backend and keeps the requests of every call, so they can be replayed raw."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.last = None
+        self.calls: list[list] = []
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def generate(self, requests):
-        self.last = list(requests)
+        self.calls.append(list(requests))
         return self.inner.generate(requests)
 
 
@@ -52,13 +52,15 @@ def main() -> None:
     opts = dict(strategy="best_of_n", budget=args.budget, seed=0, max_tokens=args.max_tokens)
 
     engine.solve_batch(problems, **opts)  # warm-up: model caches, verifier workers, compile
-    requests = backend.last
-    assert engine.last_batch_usage.backend_calls == 1, "best-of-N over a batch must be one backend call"
+    calls = list(backend.calls)
+    # One call for the batch; a one-sequence backend (llama.cpp) gets one call per prompt instead.
+    expected = len(problems) if getattr(backend, "slots", None) == 1 else 1
+    assert engine.last_batch_usage.backend_calls == len(calls) == expected, (len(calls), expected)
 
     raw_times, engine_times, tokens = [], [], 0
     for _ in range(args.repeats):
         t = time.perf_counter()
-        raw = backend.inner.generate(requests)
+        raw = [r for call in calls for r in backend.inner.generate(call)]
         raw_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         results = engine.solve_batch(problems, **opts)

@@ -32,6 +32,24 @@ def test_particle_arith_steps_llamacpp():
     assert out["usage"]["backend_calls"] == out["details"]["rounds"]  # one generate per round, no verifier calls
 
 
+def test_particle_through_one_slot_llama_cpp_server():
+    """llama-cpp-python's server decodes one request at a time: found out, and prompts run one by one."""
+    from helpers import llama_cpp_server
+    from ttscale import Engine
+    from ttscale.models import embedded_gguf
+
+    problems = [PROBLEM, "A box holds 6 pens. How many pens are in 2 boxes?"]
+    with llama_cpp_server(str(embedded_gguf())) as base:
+        engine = Engine(backend="openai", base_url=base, tokenizer="smollm2")
+        assert engine.backend.slots == 1
+        results = engine.solve_batch(problems, strategy="particle", budget=2, verifier="arith_steps",
+                                     max_tokens=96, step_tokens=32, max_steps=3)
+        engine.close()
+    assert engine.last_batch_usage.backend_calls == sum(r.details["rounds"] for r in results)
+    for r in results:
+        assert len(r.candidates) == 2 and r.ledger.generated_tokens > 0
+
+
 def test_beam_self_judge_llamacpp():
     out = solve_json(PROBLEM, "--strategy", "beam", "--budget", "2", "--beam-width", "2", "--verifier", "self_judge",
                      *SMALL)

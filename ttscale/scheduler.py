@@ -3,6 +3,9 @@
 Each round: every live strategy has exactly one pending request. All `Generate`s of the round become one
 `backend.generate` call; all `Score`s for the same verifier become one `score_batch` call. Results go
 back to their strategies, which advance to their next request. A strategy's cost lands in its own ledger.
+
+A backend that decodes one sequence at a time (`slots == 1`: llama.cpp) gains nothing from a batch and
+loses its KV cache at every switch between prompts, so there the jobs run one after another instead.
 """
 
 from __future__ import annotations
@@ -56,12 +59,15 @@ class Scheduler:
         (default: `round`); drivers with requests of their own (allocation's decisions) pass theirs."""
         started = time.perf_counter()
         jobs = [Job(g) for g in gens]
-        for job in jobs:
-            job.advance(None)
-        live = [j for j in jobs if j.outcome is None]
-        while live:
-            (serve or self.round)(live)
-            live = [j for j in live if j.outcome is None]
+        one_at_a_time = serve is None and getattr(self.backend, "slots", None) == 1
+        for group in ([[j] for j in jobs] if one_at_a_time else [jobs]):
+            for job in group:
+                job.started = time.perf_counter()
+                job.advance(None)
+            live = [j for j in group if j.outcome is None]
+            while live:
+                (serve or self.round)(live)
+                live = [j for j in live if j.outcome is None]
         self.totals.wall_seconds += time.perf_counter() - started
         for job in jobs:
             if job.outcome is None:

@@ -1,8 +1,9 @@
 """Embedded CPU backend: llama.cpp through llama-cpp-python, default model SmolLM2-135M-Instruct (GGUF).
 
-llama-cpp-python runs one sequence at a time, so a batch is served sequentially, ordered so that
-requests sharing a prefix run back to back: llama.cpp then keeps the common prefix in its KV cache and
-only evaluates the new tokens. The model stays loaded for the life of the backend.
+llama-cpp-python runs one sequence at a time, so a batch is served sequentially, each time the request
+sharing the longest prefix with what the KV cache holds (see prefix_order): llama.cpp then keeps that
+prefix and only evaluates the new tokens. `slots = 1` tells the scheduler to run one prompt's rounds at a
+time, so the cache is not thrown away by switching problems every round. The model stays loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from ttscale.backends import register_backend
 from ttscale.backends.base import Message
+from ttscale.backends.prefix_order import PrefixOrder
 from ttscale.errors import TTScaleError
 from ttscale.models import DEFAULT_MODEL, gguf_path, is_default
 from ttscale.requests import Completion, GenRequest, GenResult, Sampling
@@ -50,6 +52,7 @@ class LlamaCppTokenizer:
 @register_backend("llamacpp")
 class LlamaCppBackend:
     name = "llamacpp"
+    slots = 1  # sequences decoded at once
 
     def __init__(self, model: str | None = None, *, context_length: int = 4096, threads: int | None = None,
                  verbose: bool = False) -> None:
@@ -77,8 +80,9 @@ class LlamaCppBackend:
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         results: list[GenResult | None] = [None] * len(requests)
-        # Neighbouring requests share the longest prefixes in sorted order: KV reuse between them.
-        for i in sorted(range(len(requests)), key=lambda k: requests[k].prompt_ids):
+        order = PrefixOrder([r.prompt_ids for r in requests])
+        while order:
+            i = order.next(self.llm.input_ids[: self.llm.n_tokens])
             req = requests[i]
             completions, processed, cached = [], 0, 0
             for j in range(req.n):

@@ -3,6 +3,10 @@
 Requests go to `/v1/completions` with the prompt as token ids, so the server sees exactly the templated
 prefix the strategy built. All requests of a round are sent concurrently (asyncio + httpx) with retries
 and timeouts. Servers that ignore `n` (llama.cpp's) get the missing samples as separate requests.
+
+A server that decodes one sequence at a time (`slots=1`; found out for llama-cpp-python's server and
+llama.cpp's llama-server with one slot) gets the requests one after another, each time the one sharing
+the longest prefix with the previous prompt and completion, which its single KV cache still holds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import httpx
 
 from ttscale.backends import register_backend
 from ttscale.backends.base import HFTokenizer, Tokenizer
+from ttscale.backends.prefix_order import PrefixOrder
 from ttscale.errors import TTScaleError
 from ttscale.models import is_default
 from ttscale.requests import Completion, GenRequest, GenResult
@@ -54,13 +59,17 @@ class OpenAIBackend:
 
     def __init__(self, model: str | None = None, *, base_url: str, api_key: str | None = None,
                  tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = 600.0,
-                 retries: int = 3, max_concurrency: int = 64, chat: bool = False) -> None:
+                 retries: int = 3, max_concurrency: int = 64, chat: bool = False, slots: int | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout = httpx.Timeout(timeout_s, connect=10.0)
         self.retries = retries
         self.max_concurrency = max_concurrency
+        self._listing: dict[str, Any] = {}
         self.model = model or self._served_model()
+        # Sequences the server decodes at once (None: many). 1 makes the scheduler run one prompt at a time.
+        self.slots = slots if slots is not None else self._detect_slots()
+        self._held: tuple[int, ...] = ()  # what a one-slot server's KV cache holds after our last request
         self.tokenizer = load_tokenizer(tokenizer, self.model if model else (tokenizer or "default"))
         self.context_length = context_length or 4096
         self.model_path = None
@@ -76,10 +85,26 @@ class OpenAIBackend:
         try:
             r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=10.0)
             r.raise_for_status()
-            return r.json()["data"][0]["id"]
+            self._listing = r.json()["data"][0]
+            return self._listing["id"]
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
             raise TTScaleError(f"cannot reach an OpenAI-compatible server at {self.base_url} ({type(e).__name__}: {e})",
                                "start the server or fix --base-url (it usually ends in /v1)") from None
+
+    def _detect_slots(self) -> int | None:
+        """1 for servers known to decode one sequence at a time; llama-server says how many slots it has."""
+        root = self.base_url.removesuffix("/v1")
+        try:
+            r = httpx.get(f"{root}/props", headers=self.headers, timeout=5.0)
+            if r.status_code == 200 and isinstance(r.json().get("total_slots"), int):
+                return int(r.json()["total_slots"])
+            if not self._listing:
+                r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=5.0)
+                self._listing = r.json()["data"][0] if r.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, AttributeError):
+            return None
+        # llama-cpp-python's server lists its models as owned by "me" and serves one request at a time.
+        return 1 if self._listing.get("owned_by") == "me" else None
 
     # -- protocol -------------------------------------------------------------------------------------
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
@@ -87,15 +112,28 @@ class OpenAIBackend:
 
     async def agenerate(self, requests: list[GenRequest]) -> list[GenResult]:
         limits = httpx.Limits(max_connections=self.max_concurrency)
-        sem = asyncio.Semaphore(self.max_concurrency)
-        # Sent in prefix order: a server that works through its queue one request at a time (llama.cpp's)
-        # then finds each prompt's prefix still in its KV cache from the previous request.
-        order = sorted(range(len(requests)), key=lambda i: requests[i].prompt_ids)
         async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers, limits=limits) as client:
+            if self.slots == 1:
+                return await self._one_by_one(client, requests)
+            sem = asyncio.Semaphore(self.max_concurrency)
+            # Sent in prefix order, so a server that queues them meets shared prefixes back to back.
+            order = sorted(range(len(requests)), key=lambda i: requests[i].prompt_ids)
             done = await asyncio.gather(*(self._one(client, sem, requests[i]) for i in order))
         results: list[GenResult] = [None] * len(requests)  # type: ignore[list-item]
         for i, r in zip(order, done):
             results[i] = r
+        return results
+
+    async def _one_by_one(self, client: httpx.AsyncClient, requests: list[GenRequest]) -> list[GenResult]:
+        """For a one-slot server: each time the request closest to what its KV cache holds."""
+        sem = asyncio.Semaphore(1)
+        results: list[GenResult] = [None] * len(requests)  # type: ignore[list-item]
+        order = PrefixOrder([r.prompt_ids for r in requests])
+        while order:
+            i = order.next(self._held)
+            results[i] = await self._one(client, sem, requests[i])
+            last = results[i].completions[-1].token_ids if results[i].completions else []
+            self._held = tuple(requests[i].prompt_ids) + tuple(last)
         return results
 
     def close(self) -> None:

@@ -1,0 +1,89 @@
+"""One-sequence backends (llama.cpp): prompts run one after another, requests in longest-shared-prefix order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from fakes import ExactChecker, FakeBackend
+from test_step_search import steps_script
+from ttscale import Engine
+from ttscale.backends.openai_http import OpenAIBackend
+from ttscale.backends.prefix_order import PrefixOrder
+
+
+def test_prefix_order_serves_the_closest_prompt_next():
+    prompts = [(1, 2, 9), (1, 2, 3, 4), (5, 6), (1, 2, 3, 4)]
+    order = PrefixOrder(prompts)
+    # The cache holds (5, 6, 7): the prompt sharing most of it goes first, then the copies stay together.
+    assert order.next((5, 6, 7)) == 2
+    assert order.next((5, 6, 7, 8)) == 1  # no prefix shared: ties go to the smallest prompt
+    assert order.next((1, 2, 3, 4, 8)) == 3  # its copy next: all of it is cached
+    assert order.next((1, 2, 3, 4, 8)) == 0
+    assert not order
+
+
+class OneSlotFake(FakeBackend):
+    slots = 1
+
+
+def run(backend_cls):
+    backend = backend_cls(steps_script(n_steps=3, bad_every=3))
+    engine = Engine(backend=backend, checker=ExactChecker())
+    results = engine.solve_batch([f"p{i}" for i in range(4)], strategy="particle", budget=4, verifier="arith_steps",
+                                 seed=3)
+    return results, backend, engine
+
+
+def test_one_slot_backend_gets_one_prompt_at_a_time_with_the_same_results():
+    batched, many, _ = run(FakeBackend)
+    serial, one, engine = run(OneSlotFake)
+    assert len(many.calls) == 4  # all four prompts' particles in each step's call
+    assert len(one.calls) == 4 * 4 and engine.last_batch_usage.backend_calls == 16
+    for call in one.calls:  # each call holds one prompt's particles only
+        assert len({bytes(r.prompt_ids[:6]) for r in call}) == 1
+    firsts = [bytes(c[0].prompt_ids[:6]).decode() for c in one.calls]
+    assert firsts == sorted(firsts)  # prompt after prompt, never interleaved
+    for a, b in zip(batched, serial):
+        assert (a.answer, [c.text for c in a.candidates]) == (b.answer, [c.text for c in b.candidates])
+        assert a.ledger.generated_tokens == b.ledger.generated_tokens
+
+
+class _Server(BaseHTTPRequestHandler):
+    props: dict | None = None
+    owner = "vllm"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path == "/props" and self.props is not None:
+            body = self.props
+        elif self.path == "/v1/models":
+            body = {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": self.owner}]}
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("props, owner, slots", [({"total_slots": 4}, "llamacpp", 4), ({"total_slots": 1}, "x", 1),
+                                                 (None, "me", 1), (None, "vllm", None)])
+def test_slots_found_out_from_the_server(props, owner, slots):
+    handler = type("H", (_Server,), {"props": props, "owner": owner})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIBackend(base_url=f"http://127.0.0.1:{server.server_port}/v1", tokenizer="smollm2")
+        assert backend.slots == slots
+    finally:
+        server.shutdown()
