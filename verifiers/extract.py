@@ -22,6 +22,8 @@ _NUMBER = re.compile(
     r"(?:/\d+)?"  # 3/4
 )
 
+_NUMBER_WITH_UNIT = re.compile(rf"\$?(?:{_NUMBER.pattern})(?:\s+[A-Za-z]+){{0,4}}")
+
 
 def extract_answer(text: str) -> str | None:
     """The final answer in ``text``: last ``\\boxed{}``/``\\fbox{}``, else "the answer is X",
@@ -37,14 +39,17 @@ def extract_answer(text: str) -> str | None:
 
 def states_final_answer(step: str) -> bool:
     """Whether a solution step announces the final answer: a ``\\boxed{}``, or "the answer is" followed by
-    a number or a math span. Why: step-level search ends a path there, as its_hub's stop token does,
-    and this must not depend on the server saying whether it stopped at EOS or at the step delimiter
-    (llama.cpp's server reports both as "stop"). Stricter than `extract_answer`: no last-number fallback,
-    and "the answer is not obvious" does not count."""
+    a number (with at most a few words of unit: "21 nuts", "4 apples in all") or a math span. Why:
+    step-level search ends a path there, as its_hub's stop token does, and this must not depend on the
+    server saying whether it stopped at EOS or at the step delimiter (llama.cpp's server reports both as
+    "stop"). Stricter than `extract_answer`: no last-number fallback; "the answer is not obvious" and
+    "the answer is 12 + 3 = 15 minus ..." do not count."""
     if _last_boxed(step) is not None:
         return True
     answer = _answer_is(step)
-    return bool(answer) and (_NUMBER.fullmatch(answer.replace(",", "")) is not None or "\\" in answer)
+    if not answer:
+        return False
+    return _NUMBER_WITH_UNIT.fullmatch(answer.replace(",", "")) is not None or "\\" in answer
 
 
 def _last_boxed(text: str) -> str | None:
