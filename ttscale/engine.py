@@ -86,7 +86,8 @@ class Engine:
         system_prompt: str | None = None,
         **options: Any,
     ) -> list[Result]:
-        """Solve many problems at once: one strategy coroutine each, one backend call per round.
+        """Solve many problems at once: one strategy coroutine each, one backend call per round (per prompt
+        and round on a one-sequence backend such as llama.cpp; see scheduler).
 
         `budget` is the number of complete candidate solutions per prompt, for every strategy.
         """

@@ -45,7 +45,8 @@ class Job:
 
 
 class Scheduler:
-    """Batches the pending requests of all jobs into one backend call per round."""
+    """Batches the pending requests of all jobs into one backend call per round (one job at a time on a
+    one-sequence backend)."""
 
     def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer], lock: threading.Lock | None = None) -> None:
         self.backend = backend
