@@ -15,7 +15,7 @@ import numpy as np
 
 from ttscale.backends import register_backend
 from ttscale.backends.base import Message
-from ttscale.backends.prefix_order import PrefixOrder
+from ttscale.backends.prefix_order import PrefixOrder, common_prefix
 from ttscale.errors import TTScaleError
 from ttscale.models import DEFAULT_MODEL, gguf_path, is_default
 from ttscale.requests import Completion, GenRequest, GenResult, Sampling
@@ -95,13 +95,8 @@ class LlamaCppBackend:
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """How many leading tokens llama.cpp will keep from its KV cache (it re-evaluates at least one)."""
-        old = self.llm.input_ids[: self.llm.n_tokens]
-        n = 0
-        for a, b in zip(old, tokens):
-            if a != b:
-                break
-            n += 1
-        return min(n, len(tokens) - 1)
+        held = self.llm.input_ids[: self.llm.n_tokens]
+        return min(common_prefix(held, np.asarray(tokens, dtype=held.dtype)), len(tokens) - 1)
 
     def _sample(self, prompt: list[int], s: Sampling, seed: int | None) -> tuple[Completion, int, int]:
         """One completion; returns it with (prompt tokens evaluated, prompt tokens reused from KV)."""

@@ -65,10 +65,10 @@ class OpenAIBackend:
         self.timeout = httpx.Timeout(timeout_s, connect=10.0)
         self.retries = retries
         self.max_concurrency = max_concurrency
-        self._listing: dict[str, Any] = {}
-        self.model = model or self._served_model()
+        listed = None if model else self._served_model()
+        self.model = model or listed["id"]  # type: ignore[index]
         # Sequences the server decodes at once (None: many). 1 makes the scheduler run one prompt at a time.
-        self.slots = slots if slots is not None else self._detect_slots()
+        self.slots = slots if slots is not None else self._detect_slots(listed)
         self._held: tuple[int, ...] = ()  # what a one-slot server's KV cache holds after our last request
         self.tokenizer = load_tokenizer(tokenizer, self.model if model else (tokenizer or "default"))
         self.context_length = context_length or 4096
@@ -80,31 +80,33 @@ class OpenAIBackend:
         # chat template; continuations of partial solutions still use /v1/completions.
         self.chat = chat
 
-    def _served_model(self) -> str:
+    def _first_listed(self, timeout: float) -> dict[str, Any]:
+        """The first entry of the server's `/models` listing (raises on any failure)."""
+        r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=timeout)
+        r.raise_for_status()
+        return r.json()["data"][0]
+
+    def _served_model(self) -> dict[str, Any]:
         """The first model the server lists, so `--model` can be omitted for single-model servers."""
         try:
-            r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=10.0)
-            r.raise_for_status()
-            self._listing = r.json()["data"][0]
-            return self._listing["id"]
+            return self._first_listed(10.0)
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
             raise TTScaleError(f"cannot reach an OpenAI-compatible server at {self.base_url} ({type(e).__name__}: {e})",
                                "start the server or fix --base-url (it usually ends in /v1)") from None
 
-    def _detect_slots(self) -> int | None:
+    def _detect_slots(self, listed: dict[str, Any] | None) -> int | None:
         """1 for servers known to decode one sequence at a time; llama-server says how many slots it has."""
         root = self.base_url.removesuffix("/v1")
         try:
             r = httpx.get(f"{root}/props", headers=self.headers, timeout=5.0)
-            if r.status_code == 200 and isinstance(r.json().get("total_slots"), int):
-                return int(r.json()["total_slots"])
-            if not self._listing:
-                r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=5.0)
-                self._listing = r.json()["data"][0] if r.status_code == 200 else {}
+            total = r.json().get("total_slots") if r.status_code == 200 else None
+            if isinstance(total, int):
+                return total
+            listed = listed or self._first_listed(5.0)
         except (httpx.HTTPError, ValueError, KeyError, IndexError, AttributeError):
             return None
         # llama-cpp-python's server lists its models as owned by "me" and serves one request at a time.
-        return 1 if self._listing.get("owned_by") == "me" else None
+        return 1 if listed.get("owned_by") == "me" else None
 
     # -- protocol -------------------------------------------------------------------------------------
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:

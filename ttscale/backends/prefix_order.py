@@ -8,7 +8,7 @@ plus its completion) makes a particle's copies, and a particle whose step was ju
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -33,9 +33,9 @@ class PrefixOrder:
     def __bool__(self) -> bool:
         return bool(self.remaining)
 
-    def next(self, state: Iterable[int]) -> int:
+    def next(self, state: Sequence[int] | np.ndarray) -> int:
         """Remove and return the index of the remaining prompt sharing the longest prefix with `state`."""
-        held = np.fromiter(state, dtype=np.int64)
+        held = np.asarray(state, dtype=np.int64)
         best = max(range(len(self.remaining)),
                    key=lambda k: (common_prefix(self.arrays[self.remaining[k]], held), -k))
         return self.remaining.pop(best)
