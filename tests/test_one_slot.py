@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -87,3 +88,62 @@ def test_slots_found_out_from_the_server(props, owner, slots):
         assert backend.slots == slots
     finally:
         server.shutdown()
+
+
+class _OneSlotCompletions(BaseHTTPRequestHandler):
+    """A loopback completions server that, like llama-cpp-python's, serves one request at a time in
+    arrival order; it records that order and how many requests were ever in flight at once."""
+
+    lock = threading.Lock()
+    served: list = []
+    inflight = [0, 0]  # now, most
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.lock:
+            self.inflight[0] += 1
+            self.inflight[1] = max(self.inflight)
+        with _OneSlotCompletions.slot:
+            self.served.append((tuple(body["prompt"]), body.get("seed")))
+            time.sleep(0.03)  # decoding
+            text = f" s{body.get('seed')}"
+        with self.lock:
+            self.inflight[0] -= 1
+        data = json.dumps({"choices": [{"text": text, "finish_reason": "length"}],
+                           "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": 2}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+_OneSlotCompletions.slot = threading.Lock()
+
+
+def test_one_slot_server_gets_samples_in_prefix_order_with_the_next_already_queued():
+    from http.server import ThreadingHTTPServer
+
+    from ttscale.requests import GenRequest, Sampling
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OneSlotCompletions)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIBackend(model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1", tokenizer="smollm2",
+                                slots=1)
+        prompts = [(1, 2, 9), (1, 2, 3, 4), (5, 6), (1, 2, 3, 4)]
+        reqs = [GenRequest(p, n=2 if i == 2 else 1, sampling=Sampling(max_tokens=2, seed=10 * i))
+                for i, p in enumerate(prompts)]
+        results = backend.generate(reqs)
+    finally:
+        server.shutdown()
+    # n=2 became two samples with consecutive seeds; copies and shared prefixes served back to back.
+    assert _OneSlotCompletions.served == [((1, 2, 3, 4), 10), ((1, 2, 3, 4), 30), ((1, 2, 9), 0), ((5, 6), 20),
+                                          ((5, 6), 21)]
+    assert _OneSlotCompletions.inflight[1] == 2  # the next request was waiting while one was served
+    assert [[c.text for c in r.completions] for r in results] == [[" s0"], [" s10"], [" s20", " s21"], [" s30"]]
+    assert [r.prompt_tokens for r in results] == [3, 4, 4, 4]
+    assert backend._held[:2] == (5, 6)

@@ -5,8 +5,9 @@ prefix the strategy built. All requests of a round are sent concurrently (asynci
 and timeouts. Servers that ignore `n` (llama.cpp's) get the missing samples as separate requests.
 
 A server that decodes one sequence at a time (`slots=1`; found out for llama-cpp-python's server and
-llama.cpp's llama-server with one slot) gets the requests one after another, each time the one sharing
-the longest prefix with the previous prompt and completion, which its single KV cache still holds.
+llama.cpp's llama-server with one slot) gets the samples one after another, each time the one sharing
+the longest prefix with the previous prompt and completion, which its single KV cache still holds. The
+next one is always already on its way, so the server never waits for us.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -26,6 +28,8 @@ from ttscale.models import is_default
 from ttscale.requests import Completion, GenRequest, GenResult
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+PIPELINE_DEPTH = 2  # requests in flight to a one-slot server: the one it works on and the next
+FIRST_SEND_GAP_S = 0.02  # before sending a batch's second request, so the two cannot arrive swapped
 
 
 def load_tokenizer(spec: str | None, model: str) -> Tokenizer:
@@ -127,15 +131,47 @@ class OpenAIBackend:
         return results
 
     async def _one_by_one(self, client: httpx.AsyncClient, requests: list[GenRequest]) -> list[GenResult]:
-        """For a one-slot server: each time the request closest to what its KV cache holds."""
-        sem = asyncio.Semaphore(1)
-        results: list[GenResult] = [None] * len(requests)  # type: ignore[list-item]
-        order = PrefixOrder([r.prompt_ids for r in requests])
-        while order:
-            i = order.next(self._held)
-            results[i] = await self._one(client, sem, requests[i])
-            last = results[i].completions[-1].token_ids if results[i].completions else []
-            self._held = tuple(requests[i].prompt_ids) + tuple(last)
+        """For a one-slot server: samples one at a time, each time the one closest to what its KV cache
+        holds, with the next already sent while the server works on the current one. The server queues
+        requests in arrival order, so neither our processing nor the round trip leaves it idle."""
+        units = [(i, k) for i, r in enumerate(requests) for k in range(r.n)]  # one sample per request
+        order = PrefixOrder([requests[i].prompt_ids for i, _ in units])
+        sequence, state = [], self._held
+        while order:  # within a batch no prompt extends another's completion: the prompts alone decide
+            u = order.next(state)
+            sequence.append(u)
+            state = requests[units[u][0]].prompt_ids
+        sem = asyncio.Semaphore(PIPELINE_DEPTH)
+        done: dict[int, GenResult] = {}
+
+        async def fetch(u: int) -> None:
+            i, k = units[u]
+            r = requests[i]
+            seed = None if r.sampling.seed is None else r.sampling.seed + k
+            done[u] = await self._one(client, sem, replace(r, n=1, sampling=replace(r.sampling, seed=seed)))
+
+        inflight: list[asyncio.Task] = []
+        try:
+            for pos, u in enumerate(sequence):
+                if len(inflight) == PIPELINE_DEPTH:
+                    await inflight.pop(0)
+                elif pos == 1:
+                    await asyncio.sleep(FIRST_SEND_GAP_S)  # so the first is surely queued first
+                inflight.append(asyncio.create_task(fetch(u)))
+            await asyncio.gather(*inflight)
+        except BaseException:
+            for t in inflight:
+                t.cancel()
+            raise
+        if sequence:
+            last = done[sequence[-1]]
+            i = units[sequence[-1]][0]
+            self._held = tuple(requests[i].prompt_ids) + tuple(last.completions[0].token_ids if last.completions else ())
+        results = [GenResult(completions=[], prompt_tokens=0) for _ in requests]
+        for u, (i, _) in enumerate(units):
+            results[i].completions.extend(done[u].completions)
+            results[i].prompt_tokens += done[u].prompt_tokens
+            results[i].cached_prompt_tokens += done[u].cached_prompt_tokens
         return results
 
     def close(self) -> None:
