@@ -26,8 +26,8 @@ n_threads_batch is the CPU count; on a small machine shared with other work its 
 spins in OpenMP barriers (seen here: 6 s for a 17-token prompt) and measures the neighbours, not the
 clients. `--server-threads 0` keeps llama-cpp-python's defaults.
 
-Both sides' warm-up is one short request before timing (ttscale's also settles the token-ids -> text prompt
-fallback, see the report); the its_hub child is timed from after its imports.
+Both sides' warm-up is one short request before timing (ttscale's also finds out that this server takes
+text prompts, not token ids); the its_hub child is timed from after its imports.
 """
 
 from __future__ import annotations
@@ -256,8 +256,7 @@ def main() -> None:
         print(f"{args.server} server {base} pid {pid} (threads {args.server_threads or 'default'}); "
               f"{len(problems)} problems; order {order}; its_hub mode {args.its_mode}", flush=True)
         engine = Engine(backend="openai", base_url=base, tokenizer="smollm2")
-        # Warm-up: one short request. It also lets the backend find out, on a single request, that this
-        # server wants text prompts (a concurrent first batch trips a race in that fallback; see report).
+        # Warm-up: one short request, which also lets the backend find out that this server wants text prompts.
         engine.solve(problems[0], strategy="best_of_n", budget=1, max_tokens=4, seed=args.seed)
         _, offset = server_segment(log_path, 0)
         for k, side in enumerate(order):

@@ -147,3 +147,48 @@ def test_one_slot_server_gets_samples_in_prefix_order_with_the_next_already_queu
     assert [[c.text for c in r.completions] for r in results] == [[" s0"], [" s10"], [" s20", " s21"], [" s30"]]
     assert [r.prompt_tokens for r in results] == [3, 4, 4, 4]
     assert backend._held[:2] == (5, 6)
+
+
+class _TextOnlyOneSlot(_OneSlotCompletions):
+    """llama-cpp-python's server answers a token-id prompt with a 500 naming `prompt`."""
+
+    rejected = [0]
+    arrived = threading.Condition()
+
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        raw = self.rfile.read(length)
+        if isinstance(json.loads(raw)["prompt"], list):
+            with self.arrived:  # answer only once the next request is on its way too
+                self.rejected[0] += 1
+                self.arrived.notify_all()
+                self.arrived.wait_for(lambda: self.rejected[0] >= 2, timeout=10)
+            data = b'{"error": {"message": "validation errors: body.prompt.str: Input should be a valid string"}}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.rfile = __import__("io").BytesIO(raw)
+        super().do_POST()
+
+
+def test_requests_already_in_flight_also_fall_back_to_text_prompts():
+    from http.server import ThreadingHTTPServer
+
+    from ttscale.requests import GenRequest, Sampling
+
+    _TextOnlyOneSlot.served = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TextOnlyOneSlot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIBackend(model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1", tokenizer="smollm2",
+                                slots=1, retries=0)
+        reqs = [GenRequest((1, 2, i), n=1, sampling=Sampling(max_tokens=2, seed=i)) for i in range(3)]
+        results = backend.generate(reqs)
+    finally:
+        server.shutdown()
+    assert _TextOnlyOneSlot.rejected[0] == 2  # both requests in flight were sent as ids, and both retried as text
+    assert backend.prompt_as_ids is False
+    assert [r.completions[0].text for r in results] == [" s0", " s1", " s2"]

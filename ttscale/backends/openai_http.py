@@ -220,16 +220,20 @@ class OpenAIBackend:
             else:
                 body["logprobs"] = max(1, s.top_logprobs)
         url = f"{self.base_url}/{'chat/completions' if use_chat else 'completions'}"
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 async with sem:
                     r = await client.post(url, json=body)
-                if r.status_code >= 400 and self.prompt_as_ids and not use_chat and "prompt" in r.text:
-                    self.prompt_as_ids = False  # this server wants text prompts
+                if r.status_code >= 400 and isinstance(body.get("prompt"), list) and "prompt" in r.text:
+                    # This server wants text prompts (requests already in flight find out here too). Not
+                    # a retry: the same request again, in the form this server takes.
+                    self.prompt_as_ids = False
                     body["prompt"] = self._prompt(req.prompt_ids)
                     continue
                 if r.status_code in RETRY_STATUS and attempt < self.retries:
                     await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * (1 + random.random()))
+                    attempt += 1
                     continue
                 if r.status_code >= 400:
                     raise TTScaleError(f"the server at {self.base_url} answered {r.status_code}: {r.text[:200]}",
@@ -238,10 +242,10 @@ class OpenAIBackend:
             except httpx.TransportError as e:
                 if attempt < self.retries:
                     await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+                    attempt += 1
                     continue
                 raise TTScaleError(f"cannot reach the server at {self.base_url} ({type(e).__name__})",
                                    "start the server or fix --base-url") from None
-        raise AssertionError("unreachable")
 
     def _prompt(self, ids: tuple[int, ...]) -> list[int] | str:
         return list(ids) if self.prompt_as_ids else self.tokenizer.decode(ids, special=True)
