@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,6 +15,7 @@ from test_step_search import steps_script
 from ttscale import Engine
 from ttscale.backends.openai_http import OpenAIBackend
 from ttscale.backends.prefix_order import PrefixOrder
+from ttscale.requests import GenRequest, Sampling
 
 
 def test_prefix_order_serves_the_closest_prompt_next():
@@ -53,6 +55,26 @@ def test_one_slot_backend_gets_one_prompt_at_a_time_with_the_same_results():
         assert a.ledger.generated_tokens == b.ledger.generated_tokens
 
 
+def _reply(handler: BaseHTTPRequestHandler, code: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]):
+    """A threaded loopback server with `handler`; yields its /v1 base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
+
+
 class _Server(BaseHTTPRequestHandler):
     props: dict | None = None
     owner = "vllm"
@@ -66,12 +88,7 @@ class _Server(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _reply(self, 200, body)
 
     def log_message(self, *args):
         pass
@@ -80,14 +97,8 @@ class _Server(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("props, owner, slots", [({"total_slots": 4}, "llamacpp", 4), ({"total_slots": 1}, "x", 1),
                                                  (None, "me", 1), (None, "vllm", None)])
 def test_slots_found_out_from_the_server(props, owner, slots):
-    handler = type("H", (_Server,), {"props": props, "owner": owner})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAIBackend(base_url=f"http://127.0.0.1:{server.server_port}/v1", tokenizer="smollm2")
-        assert backend.slots == slots
-    finally:
-        server.shutdown()
+    with _serving(type("H", (_Server,), {"props": props, "owner": owner})) as base:
+        assert OpenAIBackend(base_url=base, tokenizer="smollm2").slots == slots
 
 
 class _OneSlotCompletions(BaseHTTPRequestHandler):
@@ -95,51 +106,40 @@ class _OneSlotCompletions(BaseHTTPRequestHandler):
     arrival order; it records that order and how many requests were ever in flight at once."""
 
     lock = threading.Lock()
+    slot = threading.Lock()
     served: list = []
     inflight = [0, 0]  # now, most
 
     def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.complete(self.body())
+
+    def body(self) -> dict:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def complete(self, body: dict) -> None:
         with self.lock:
             self.inflight[0] += 1
             self.inflight[1] = max(self.inflight)
-        with _OneSlotCompletions.slot:
+        with self.slot:
             self.served.append((tuple(body["prompt"]), body.get("seed")))
             time.sleep(0.03)  # decoding
             text = f" s{body.get('seed')}"
         with self.lock:
             self.inflight[0] -= 1
-        data = json.dumps({"choices": [{"text": text, "finish_reason": "length"}],
-                           "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": 2}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _reply(self, 200, {"choices": [{"text": text, "finish_reason": "length"}],
+                           "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": 2}})
 
     def log_message(self, *args):
         pass
 
 
-_OneSlotCompletions.slot = threading.Lock()
-
-
 def test_one_slot_server_gets_samples_in_prefix_order_with_the_next_already_queued():
-    from http.server import ThreadingHTTPServer
-
-    from ttscale.requests import GenRequest, Sampling
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OneSlotCompletions)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAIBackend(model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1", tokenizer="smollm2",
-                                slots=1)
+    with _serving(_OneSlotCompletions) as base:
+        backend = OpenAIBackend(model="m", base_url=base, tokenizer="smollm2", slots=1)
         prompts = [(1, 2, 9), (1, 2, 3, 4), (5, 6), (1, 2, 3, 4)]
         reqs = [GenRequest(p, n=2 if i == 2 else 1, sampling=Sampling(max_tokens=2, seed=10 * i))
                 for i, p in enumerate(prompts)]
         results = backend.generate(reqs)
-    finally:
-        server.shutdown()
     # n=2 became two samples with consecutive seeds; copies and shared prefixes served back to back.
     assert _OneSlotCompletions.served == [((1, 2, 3, 4), 10), ((1, 2, 3, 4), 30), ((1, 2, 9), 0), ((5, 6), 20),
                                           ((5, 6), 21)]
@@ -156,39 +156,23 @@ class _TextOnlyOneSlot(_OneSlotCompletions):
     arrived = threading.Condition()
 
     def do_POST(self):  # noqa: N802
-        length = int(self.headers["Content-Length"])
-        raw = self.rfile.read(length)
-        if isinstance(json.loads(raw)["prompt"], list):
-            with self.arrived:  # answer only once the next request is on its way too
-                self.rejected[0] += 1
-                self.arrived.notify_all()
-                self.arrived.wait_for(lambda: self.rejected[0] >= 2, timeout=10)
-            data = b'{"error": {"message": "validation errors: body.prompt.str: Input should be a valid string"}}'
-            self.send_response(500)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        body = self.body()
+        if not isinstance(body["prompt"], list):
+            self.complete(body)
             return
-        self.rfile = __import__("io").BytesIO(raw)
-        super().do_POST()
+        with self.arrived:  # answer only once the next request is on its way too
+            self.rejected[0] += 1
+            self.arrived.notify_all()
+            self.arrived.wait_for(lambda: self.rejected[0] >= 2, timeout=10)
+        _reply(self, 500, {"error": {"message": "validation errors: body.prompt.str: Input should be a valid string"}})
 
 
 def test_requests_already_in_flight_also_fall_back_to_text_prompts():
-    from http.server import ThreadingHTTPServer
-
-    from ttscale.requests import GenRequest, Sampling
-
     _TextOnlyOneSlot.served = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TextOnlyOneSlot)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAIBackend(model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1", tokenizer="smollm2",
-                                slots=1, retries=0)
+    with _serving(_TextOnlyOneSlot) as base:
+        backend = OpenAIBackend(model="m", base_url=base, tokenizer="smollm2", slots=1, retries=0)
         reqs = [GenRequest((1, 2, i), n=1, sampling=Sampling(max_tokens=2, seed=i)) for i in range(3)]
         results = backend.generate(reqs)
-    finally:
-        server.shutdown()
     assert _TextOnlyOneSlot.rejected[0] == 2  # both requests in flight were sent as ids, and both retried as text
     assert backend.prompt_as_ids is False
     assert [r.completions[0].text for r in results] == [" s0", " s1", " s2"]
