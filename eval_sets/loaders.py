@@ -90,8 +90,10 @@ for _name, _filename in FILES.items():
 
 
 @register_dataset("arith")
-def load_arith(n: int | None = None, levels: Sequence[int] | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Seeded synthetic arithmetic word problems (eval_sets/arith.py); needs no data and no network."""
+def load_arith(n: int | None = None, levels: Sequence[int] | None = None, seed: int = 0,
+               split: str = "train") -> list[dict[str, Any]]:
+    """Seeded synthetic arithmetic word problems (eval_sets/arith.py); needs no data and no network.
+    `split="heldout"` renders them only with sentence structures the lab model never trained on."""
     try:
         from eval_sets import arith
     except ModuleNotFoundError as e:
@@ -105,4 +107,7 @@ def load_arith(n: int | None = None, levels: Sequence[int] | None = None, seed: 
     if bad:
         raise TTScaleError(f"arith has no level {', '.join(map(str, bad))}",
                            f"choose levels among {', '.join(map(str, known))}")
-    return arith.generate(ARITH_DEFAULT_N if n is None else n, levels=wanted, seed=seed)
+    splits = tuple(getattr(arith, "SPLITS", ("train",)))
+    if split not in splits:
+        raise TTScaleError(f"arith has no split {split!r}", f"choose one of: {', '.join(splits)}")
+    return arith.generate(ARITH_DEFAULT_N if n is None else n, levels=wanted, seed=seed, split=split)

@@ -25,7 +25,7 @@ ENTRY_POINT_GROUP = "ttscale.datasets"
 # (Problem or dicts in the common schema). Filtering by levels and `limit` happen in `load`, not here.
 LoaderFn = Callable[..., Iterable[Problem | Mapping[str, Any]]]
 F = TypeVar("F", bound=LoaderFn)
-LOADER_ARGS = ("data_dir", "seed", "n", "levels")
+LOADER_ARGS = ("data_dir", "seed", "n", "levels", "split")
 
 _REGISTRY: dict[str, LoaderFn] = {}
 _PLUGINS: dict[str, metadata.EntryPoint] | None = None  # discovered once, imported on demand
@@ -88,14 +88,18 @@ def load(
     levels: Sequence[int] | None = None,
     seed: int = 0,
     n: int | None = None,
+    split: str | None = None,
 ) -> list[Problem]:
     """Problems of set `name`: filtered to `levels` (sets with levels only), then the first `limit`.
 
-    `n` and `seed` are for generated sets (arith); `data_dir` overrides TTSCALE_DATA_DIR for file sets.
+    `n` and `seed` are for generated sets (arith); `split` for sets that have splits (arith: "train"
+    families, the default, or "heldout" families); `data_dir` overrides TTSCALE_DATA_DIR for file sets.
     """
     loader = get_loader(name)
     levels_t = _check_args(limit=limit, levels=levels, seed=seed, n=n)
-    given = {"data_dir": resolve_data_dir(data_dir), "seed": seed, "n": n, "levels": levels_t}
+    if split is not None and not isinstance(split, str):
+        raise TTScaleError(f"split must be a name, got {split!r}", "pass e.g. split='heldout'")
+    given = {"data_dir": resolve_data_dir(data_dir), "seed": seed, "n": n, "levels": levels_t, "split": split}
     kwargs = _kwargs_for(name, loader, given)
     rows = [
         Problem.from_dict(row, where=f"dataset {name!r} row {i}", default_source=name)
@@ -146,12 +150,15 @@ def _kwargs_for(name: str, loader: LoaderFn, given: dict[str, Any]) -> dict[str,
         params = {}
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     accepted = {k for k in LOADER_ARGS if takes_all or k in params}
+    if given["split"] is not None and "split" not in accepted:
+        raise TTScaleError(f"dataset {name!r} has no splits", "drop split (--split) for this set; arith has "
+                           "the splits train and heldout")
     if given["n"] is not None and "n" not in accepted:
         raise TTScaleError(
             f"dataset {name!r} has a fixed size; n only applies to generated sets such as arith",
             "drop n and use limit to take the first N problems",
         )
-    return {k: given[k] for k in accepted}
+    return {k: given[k] for k in accepted if k != "split" or given[k] is not None}
 
 
 def _filter_levels(name: str, rows: list[Problem], levels: tuple[int, ...]) -> list[Problem]:

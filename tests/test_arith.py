@@ -10,7 +10,9 @@ from collections import Counter
 import pytest
 
 from eval_sets.arith import (
+    FAMILIES,
     LEVELS,
+    SPLITS,
     claim_is_correct,
     extract_answer,
     generate,
@@ -18,16 +20,19 @@ from eval_sets.arith import (
     parse_claim,
     solution_steps,
 )
+from eval_sets.registry import load
+from ttscale.errors import TTScaleError
 
 
 def test_schema_and_ids() -> None:
     rows = generate(12, seed=3)
     assert [r["id"] for r in rows] == [f"arith-s3-{i}" for i in range(12)]
     for r in rows:
-        assert set(r) == {"id", "problem", "answer", "level", "solution", "source"}
-        assert r["source"] == "arith"
+        assert set(r) == {"id", "problem", "answer", "level", "solution", "source", "split"}
+        assert r["source"] == "arith" and r["split"] == "train"
         assert isinstance(r["answer"], str) and int(r["answer"]) >= 0
-        assert r["problem"].endswith("?")
+        assert r["problem"].endswith(("?", ".")) and ("How many" in r["problem"] or "number of" in r["problem"]
+                                                      or "Work out" in r["problem"])
 
 
 def test_deterministic_across_processes() -> None:
@@ -60,9 +65,10 @@ def test_problem_depends_only_on_seed_level_and_index() -> None:
     assert only3 == mixed
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("level", LEVELS)
-def test_solution_claims_are_true_and_reach_the_answer(level: int) -> None:
-    for r in generate(200, levels=(level,), seed=11):
+def test_solution_claims_are_true_and_reach_the_answer(level: int, split: str) -> None:
+    for r in generate(200, levels=(level,), seed=11, split=split):
         steps = solution_steps(r)
         assert steps[-1] == f"The answer is {r['answer']}."
         claims = steps[:-1]
@@ -91,7 +97,8 @@ def test_seeds_give_nearly_disjoint_problem_sets() -> None:
 
 
 def test_slip_is_carried_to_a_wrong_answer() -> None:
-    problem = make_problem(seed=0, level=3, index=0)
+    problem = next(p for p in (make_problem(seed=0, level=3, index=i) for i in range(50))
+                   if p.solve(slip=(0, 1)) is not None)
     right, answer = problem.solve()  # type: ignore[misc]
     slipped = problem.solve(slip=(0, 1))
     assert slipped is not None
@@ -110,3 +117,59 @@ def test_claim_helpers() -> None:
     assert extract_answer("no answer here") is None
     with pytest.raises(ValueError):
         generate(1, levels=(6,))
+
+
+def _skeleton(template: str) -> str:
+    """A structure with its slots blanked: two templates with the same skeleton share a structure."""
+    import re
+
+    return re.sub(r"\{[^}]+\}", "_", template).strip().lower()
+
+
+def test_train_and_heldout_families_share_no_sentence_structure() -> None:
+    train = {_skeleton(t) for fams in FAMILIES.values() for f, (sp, ts) in fams.items() if sp == "train" for t in ts}
+    held = {_skeleton(t) for fams in FAMILIES.values() for f, (sp, ts) in fams.items() if sp == "heldout" for t in ts}
+    assert held and train and not (train & held)
+    for slot, fams in FAMILIES.items():  # every slot can be rendered in both splits
+        assert {sp for sp, _ in fams.values()} == set(SPLITS), slot
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_each_split_renders_only_its_own_families(level: int) -> None:
+    for split in SPLITS:
+        used = set()
+        for i in range(60):
+            p = make_problem(3, level, i, split)
+            assert p.split == split and p.families
+            for fam in p.families:
+                slot = next(s for s, fams in FAMILIES.items() if fam in fams)
+                assert FAMILIES[slot][fam][0] == split, (fam, split)
+            used.update(p.families)
+        assert len(used) >= 8  # real variety within a split
+
+
+def test_heldout_split_is_seeded_exact_and_disjoint_from_train() -> None:
+    a, b = generate(50, seed=2, split="heldout"), generate(50, seed=2, split="heldout")
+    assert a == b and all(r["id"].startswith("arith-heldout-s2-") for r in a)
+    train = {r["problem"] for r in generate(500, seed=2)}
+    assert not train & {r["problem"] for r in generate(500, seed=2, split="heldout")}
+
+
+def test_surface_variety() -> None:
+    """Facts come in varied order: questions first, distractors, and the start told after an event."""
+    texts = [r["problem"] for r in generate(400, seed=5)] + [r["problem"] for r in generate(400, seed=5, split="heldout")]
+    assert sum(t.startswith(("How many", "Work out")) for t in texts) >= 40
+    assert sum(("years old" in t or "students" in t or "minutes away" in t or "cents to ride" in t) for t in texts) >= 40
+    assert sum(("Before that" in t or "to begin with" in t) for t in texts) >= 40
+    assert sum((" after " in t and "ing " in t) or ", then " in t for t in texts) >= 20
+
+
+def test_load_split_and_bad_input() -> None:
+    rows = load("arith", n=10, split="heldout")
+    assert len(rows) == 10 and all(r.id.startswith("arith-heldout") for r in rows)
+    with pytest.raises(TTScaleError, match="train, heldout"):
+        load("arith", n=10, split="test")
+    with pytest.raises(TTScaleError, match="level 6"):
+        load("arith", n=10, levels=[6])
+    with pytest.raises(ValueError, match="split"):
+        generate(3, split="nope")

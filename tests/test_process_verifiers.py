@@ -63,19 +63,19 @@ from verifiers.self_judge import NEUTRAL, SelfJudgeVerifier, judge_text, p_yes
         ("90° + 90° = 180°", 1.0),
         ("3 + 4 = 7\n8 * 2 = 16", 1.0),  # a newline ends a claim
         # Not claims: variables, factorials, function calls, bare numbers, undecidable
-        ("2x + 3 = 7", 0.5),
-        ("x - 3 = 7", 0.5),
-        ("x^2 = 4", 0.5),
-        ("a_1 + 2 = 5", 0.5),
-        ("5! = 120", 0.5),
-        ("f(2) = 5", 0.5),
-        ("2 (3 + 4) = 14", 0.5),
-        ("3 groups of 4 = 12", 0.5),
-        ("1/0 = 5", 0.5),
-        ("9^999999 = 1", 0.5),
-        ("2^(1/2) = 1.41", 0.5),
-        ("The answer is 7.", 0.5),
-        ("", 0.5),
+        ("2x + 3 = 7", None),
+        ("x - 3 = 7", None),
+        ("x^2 = 4", None),
+        ("a_1 + 2 = 5", None),
+        ("5! = 120", None),
+        ("f(2) = 5", None),
+        ("2 (3 + 4) = 14", None),
+        ("3 groups of 4 = 12", None),
+        ("1/0 = 5", None),
+        ("9^999999 = 1", None),
+        ("2^(1/2) = 1.41", None),
+        ("The answer is 7.", None),
+        ("", None),
     ],
 )
 def test_claims(text: str, expected: float) -> None:
@@ -89,19 +89,19 @@ def test_claims_report_what_was_checked() -> None:
 
 
 def test_generated_arith_solutions_true_steps_and_slips() -> None:
-    """200 generated problems: every claim step scores 1.0, the answer line 0.5; a slipped step 0.0
-    while the later steps (consistent with the slip) still score 1.0."""
+    """200 generated problems: every claim step scores 1.0, and so does the answer line (it states what the
+    claims reached); a slipped step 0.0 while the later steps (consistent with the slip) still score 1.0."""
     rng = np.random.default_rng(0)
     slipped = 0
     for i in range(200):
         problem = make_problem(0, LEVELS[i % len(LEVELS)], i // len(LEVELS))
         text, _ = problem.solve()
-        assert score_steps(solution_steps(text)) == [1.0] * len(problem.steps) + [0.5]
+        assert score_steps(solution_steps(text)) == [1.0] * len(problem.steps) + [1.0]
         k, delta = int(rng.integers(len(problem.steps))), int(rng.choice([-3, -2, -1, 1, 2, 3]))
         bad = problem.solve(slip=(k, delta))
         if bad is None:
             continue
-        expected = [1.0] * len(problem.steps) + [0.5]
+        expected = [1.0] * len(problem.steps) + [1.0]
         expected[k] = 0.0
         assert score_steps(solution_steps(bad[0])) == expected, bad[0]
         slipped += 1
@@ -125,7 +125,7 @@ def test_generated_arith_solutions_true_steps_and_slips() -> None:
 def test_hostile_text_is_safe_and_fast(text: str) -> None:
     start = time.perf_counter()
     score = step_score(text)
-    assert 0.0 <= score <= 1.0
+    assert score is None or 0.0 <= score <= 1.0
     assert time.perf_counter() - start < 2.0
 
 

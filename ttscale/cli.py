@@ -179,10 +179,28 @@ def serve(
 
     if max_budget < 1:
         raise TTScaleError(f"--max-budget must be at least 1, got {max_budget}", "pass e.g. --max-budget 64")
+    if api_key is None and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        err.print(f"warning: serving on {host} without --api-key: anyone who can reach this address can spend "
+                  "your compute; pass --api-key KEY", markup=False)
+    _check_port_free(host, port)
     opts = backend_options(backend, base_url, None, None, n_ctx)
     engine = Engine(backend=backend, model=model, **opts)
     err.print(f"ttscale serving {engine.backend.model} on http://{host}:{port}/v1 (auth {'on' if api_key else 'off'})")
     run_server(engine, host, port, api_key=api_key, max_budget=max_budget, max_body_bytes=max_body_bytes)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind before loading a model: a busy port is one clear line, not a traceback after the load."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise TTScaleError(f"cannot listen on {host}:{port} ({e.strerror})",
+                               "pick another --port, or stop what is using it") from None
 
 
 @app.command("strategies")

@@ -3,7 +3,12 @@
 Any OpenAI client or agent framework gets best-of-N, particle filtering, ... unchanged: the strategy and
 budget ride in an extra body field, `"ttscale": {"strategy", "budget", "verifier", "deadline_s", ...}`.
 Concurrent requests go through the engine's async loop, so they share backend batches; a client that
-disconnects cancels its work. Errors come back as OpenAI-style JSON bodies with the right status.
+disconnects cancels its work within one round. Every request is validated (names included) before any
+work; every error, routing and framework ones too, comes back as an OpenAI-style JSON body with a 4xx.
+
+The guard (API key, body limit) is a pure ASGI middleware, not `@app.middleware("http")`: Starlette's
+BaseHTTPMiddleware hides the client's disconnect from the endpoint (the same bug as vLLM #10087), and it
+lets the body be counted while it is read, so a chunked upload over the limit is refused at the limit.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import time
 import uuid
 from typing import Any
 
+from typing import Annotated
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ttscale.engine import Engine
 from ttscale.errors import TTScaleError
@@ -34,14 +43,17 @@ class Message(BaseModel):
     name: str | None = None
 
 
+Count = Annotated[StrictInt, Field(ge=1)]  # booleans are not counts: `budget: true` is refused
+
+
 class TTScaleOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strategy: str = "best_of_n"
-    budget: int = Field(4, ge=1)
+    budget: Count = 4
     verifier: str | None = None
     deadline_s: float | None = Field(None, gt=0)
     aggregate: str | None = None
-    beam_width: int | None = Field(None, ge=1)
+    beam_width: Count | None = None
 
 
 class ChatRequest(BaseModel):
@@ -50,12 +62,12 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    seed: int | None = None
-    n: int | None = Field(None, ge=1, le=1)
+    max_tokens: Count | None = None
+    max_completion_tokens: Count | None = None
+    seed: Annotated[StrictInt, Field(ge=0, lt=2**63)] | None = None
+    n: Annotated[StrictInt, Field(ge=1, le=1)] | None = None
     stop: str | list[str] | None = None
-    stream: bool | None = False
+    stream: StrictBool | None = False
     ttscale: TTScaleOptions = Field(default_factory=TTScaleOptions)
 
 
@@ -63,22 +75,86 @@ def error(status: int, message: str, kind: str = "invalid_request_error") -> JSO
     return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
 
 
+def check_names(opts: TTScaleOptions) -> None:
+    """Unknown strategy, verifier or aggregation: refused before any work (TTScaleError names the choices)."""
+    from ttscale.scoring import scorers
+    from ttscale.strategies import strategies
+    from ttscale.strategies.aggregate import check_aggregation
+
+    strategies.get(opts.strategy)
+    if opts.verifier not in (None, "", "none"):
+        scorers.get(opts.verifier)
+    if opts.aggregate is not None:
+        check_aggregation(opts.aggregate)
+
+
+class Guard:
+    """Pure ASGI middleware: the API key on every route but /health, and the body limit enforced while
+    the body is read (a request that passes is replayed to the app with the original `receive` behind
+    it, so the endpoint still sees the client's disconnect)."""
+
+    def __init__(self, app: Any, api_key: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/health":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.api_key is not None:
+            given = headers.get("authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
+                await error(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                            "authentication_error")(scope, receive, send)
+                return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            await error(413, f"request body over {self.max_body_bytes} bytes")(scope, receive, send)
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await error(413, f"request body over {self.max_body_bytes} bytes")(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 64,
-               max_body_bytes: int = 1_000_000, model_name: str | None = None) -> FastAPI:
+               max_body_bytes: int = 1_000_000, model_name: str | None = None) -> Any:
     app = FastAPI(title="ttscale", docs_url=None, redoc_url=None, openapi_url=None)
     served = model_name or f"ttscale/{engine.backend.model}"
+    counters = {"disconnects": 0}
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.url.path != "/health":
-            if api_key is not None:
-                given = request.headers.get("authorization", "")
-                if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                    return error(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "authentication_error")
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > max_body_bytes:
-                return error(413, f"request body over {max_body_bytes} bytes")
-        return await call_next(request)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(400, "invalid request")
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -91,7 +167,7 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
     @app.get("/v1/ttscale/stats")
     async def stats() -> dict[str, Any]:
         """Callers per backend round of the shared async loop: shows concurrent requests batching."""
-        return {"round_sizes": engine.async_round_sizes}
+        return {"round_sizes": engine.async_round_sizes, "disconnects": counters["disconnects"]}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -102,6 +178,8 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return error(400, f"malformed JSON: {e}")
+        except RecursionError:
+            return error(400, "malformed JSON: nested too deeply")
         if not isinstance(data, dict):
             return error(400, "the body must be a JSON object")
         for k in IGNORED_OPENAI_FIELDS & data.keys():
@@ -117,6 +195,10 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
         opts = req.ttscale
         if opts.budget > max_budget:
             return error(400, f"ttscale.budget {opts.budget} is over this server's maximum of {max_budget}")
+        try:
+            check_names(opts)
+        except TTScaleError as e:
+            return error(400, str(e))
         kwargs: dict[str, Any] = {k: v for k, v in {
             "temperature": req.temperature, "top_p": req.top_p,
             "max_tokens": req.max_completion_tokens or req.max_tokens,
@@ -126,10 +208,11 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
         work = asyncio.create_task(engine.asolve([m.model_dump(exclude_none=True) for m in req.messages],
                                                  strategy=opts.strategy, budget=opts.budget, seed=req.seed or 0,
                                                  deadline_s=opts.deadline_s, **kwargs))
-        while not work.done():  # a client that goes away stops its work
-            done, _ = await asyncio.wait({work}, timeout=0.1)
+        while not work.done():  # a client that goes away stops its work (within one round)
+            done, _ = await asyncio.wait({work}, timeout=0.05)
             if not done and await request.is_disconnected():
                 work.cancel()
+                counters["disconnects"] += 1
                 return error(499, "client disconnected")
         try:
             result = work.result()
@@ -150,10 +233,42 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
                         "ledger": u.to_dict()},
         }
 
-    return app
+    return Guard(app, api_key, max_body_bytes)
+
+
+HEADER_TIMEOUT_S = 10.0  # a connection must have sent a whole request head by then
+
+
+def header_timeout_protocol() -> type:
+    """uvicorn's h11 protocol, closing connections that send no complete request head in time.
+
+    Why: uvicorn's keep-alive timeout only runs between requests, and any byte received cancels it, so
+    half-open or slowloris connections (headers never finished) were held forever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11(H11Protocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.loop.call_later(HEADER_TIMEOUT_S, self._no_request_head)
+
+        def _no_request_head(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutH11
+
+
+def server_config(app: Any, host: str, port: int, **options: Any) -> Any:
+    """uvicorn settings for serving: idle connections closed after 5 s, a request head within 10 s, at
+    most 1,000 connections at once."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                          limit_concurrency=1000, h11_max_incomplete_event_size=64 * 1024,
+                          http=header_timeout_protocol(), **options)
 
 
 def run_server(engine: Engine, host: str, port: int, **app_options: Any) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(engine, **app_options), host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(create_app(engine, **app_options), host, port)).run()

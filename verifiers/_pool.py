@@ -147,10 +147,14 @@ class DeadlinePool:
         if not closed:
             self._start_worker()
 
-    def _take_idle(self) -> _Worker:
+    def _take_idle(self, end: float) -> _Worker | None:
+        """An idle worker, or None when none is free before `end` (time.monotonic())."""
         while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
             try:
-                return self._idle.get(timeout=0.2)
+                return self._idle.get(timeout=min(0.2, left))
             except queue.Empty:
                 if self._closed:
                     raise RuntimeError("pool is closed") from None
@@ -175,18 +179,23 @@ class DeadlinePool:
     def call(self, fn: Callable[..., Any], args: tuple, deadline_s: float) -> tuple[bool, Any]:
         """Run ``fn(*args)`` in a worker; return ``(True, value)`` or ``(False, reason)``.
 
-        ``(False, ...)`` means: deadline passed (worker killed and replaced), worker died
-        (replaced), or ``fn`` raised (worker kept). ``fn`` must be importable by name.
-        Raises ``WorkerStartError`` if no worker can start, ``RuntimeError`` once closed.
+        The deadline bounds the whole call, waiting for a free worker included: under load (every
+        worker busy, or restarting after a hostile input) a call gives up instead of queueing.
+        ``(False, ...)`` means: deadline passed (worker killed and replaced if it was running the
+        call), worker died (replaced), or ``fn`` raised (worker kept). ``fn`` must be importable by
+        name. Raises ``WorkerStartError`` if no worker can start, ``RuntimeError`` once closed.
         """
         if self._closed:
             raise RuntimeError("pool is closed")
-        worker = self._take_idle()
+        end = time.monotonic() + deadline_s
+        worker = self._take_idle(end)
+        if worker is None:
+            return False, f"no worker free within {deadline_s}s"
         healthy = False
         try:
             try:
                 worker.conn.send((fn, args))
-                if not worker.conn.poll(deadline_s):
+                if not worker.conn.poll(max(0.0, end - time.monotonic())):
                     return False, f"deadline {deadline_s}s passed"
                 status, value = worker.conn.recv()
             except (EOFError, OSError) as exc:

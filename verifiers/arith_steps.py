@@ -8,8 +8,11 @@ exponents and expression lengths, so any text is safe to score.
 
 It is deliberately conservative: an expression touching a variable or a word (`2x + 3 = 7`, `5! = 120`,
 `f(2) = 5`), or a chain of bare numbers without any operation (`3 groups of 4 = 12`), is not a claim.
-A step with a false claim scores `false_score`, one whose claims are all true `true_score`, one without
-claims `neutral_score`.
+A step with a false claim scores `false_score`, one whose claims are all true `true_score`. A step that
+states the final answer ("The answer is 12.", `\\boxed{12}`) without a claim is checked against the value
+the solution's claims arrived at (the right side of the last claim before it): the same value scores
+`true_score`, another `false_score`. Any other step without a claim scores `neutral_score`, by default
+None: "no claim here", which step aggregation skips instead of averaging in a made-up 0.5.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ttscale.requests import Score
 
 TRUE_SCORE = 1.0
 FALSE_SCORE = 0.0
-NEUTRAL_SCORE = 0.5
+NEUTRAL_SCORE: float | None = None  # no claim: aggregation skips the step
 
 MAX_CHARS = 50_000  # of a step that are scanned for claims
 MAX_CLAIMS = 100  # checked per step
@@ -71,6 +74,7 @@ class Claim:
     right: str
     ok: bool
     text: str
+    value: Fraction | None = None  # the right side's exact value
 
 
 @dataclass
@@ -108,12 +112,36 @@ def find_claims(text: str) -> list[Claim]:
 
 
 def step_score(text: str, true_score: float = TRUE_SCORE, false_score: float = FALSE_SCORE,
-               neutral_score: float = NEUTRAL_SCORE) -> float:
-    """The score of one step: false if any claim is false, true if it has claims, else neutral."""
+               neutral_score: float | None = NEUTRAL_SCORE) -> float | None:
+    """The score of one step on its own: false if any claim is false, true if it has claims, else neutral."""
     claims = find_claims(text)
     if not claims:
         return neutral_score
     return false_score if any(not c.ok for c in claims) else true_score
+
+
+def last_claim_value(text: str) -> Fraction | None:
+    """The value a step's last claim arrives at (its right side), or None without a claim."""
+    claims = find_claims(text)
+    return claims[-1].value if claims else None
+
+
+def stated_answer_value(step: str) -> Fraction | None:
+    """The number a final-answer step states ("The answer is 1,200." -> 1200), or None when the step states
+    no final answer or states something that is not a plain number."""
+    from verifiers.extract import extract_answer, states_final_answer
+
+    if not states_final_answer(step):
+        return None
+    answer = (extract_answer(step) or "").replace(",", "").replace("$", "").strip()
+    answer = re.sub(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", r"\1/\2", answer)
+    m = re.fullmatch(r"(-?\d+(?:\.\d+)?(?:/\d+)?)(?:\s+[^\W\d]+){0,3}", answer)
+    if not m:
+        return None
+    try:
+        return Fraction(m[1])
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def _resolve_times_and_units(toks: list[_Tok]) -> None:
@@ -192,7 +220,7 @@ def _check_run(run: list[_Tok], before: _Tok | None, after: _Tok | None, prev: _
         a, b = sides[k], sides[k + 1]
         if a is None or b is None or a.value is None or b.value is None:
             continue
-        claims.append(Claim(a.text, b.text, _holds(a, b, approximate=rel == "≈"), source))
+        claims.append(Claim(a.text, b.text, _holds(a, b, approximate=rel == "≈"), source, b.value))
     return claims
 
 
@@ -375,33 +403,56 @@ class ArithStepsVerifier:
     """Scorer `arith_steps`: per-step claim checking, cached by step text, zero tokens."""
 
     def __init__(self, true_score: float = TRUE_SCORE, false_score: float = FALSE_SCORE,
-                 neutral_score: float = NEUTRAL_SCORE, cache_size: int = 100_000) -> None:
+                 neutral_score: float | None = NEUTRAL_SCORE, cache_size: int = 100_000) -> None:
         for name, value in (("true_score", true_score), ("false_score", false_score), ("neutral_score", neutral_score)):
-            if not 0.0 <= float(value) <= 1.0:
+            if value is None and name == "neutral_score":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
                 from ttscale.errors import TTScaleError
 
                 raise TTScaleError(f"arith_steps {name} must lie in [0, 1], got {value!r}", f"pass {name} between 0 and 1")
-        self.scores = (float(true_score), float(false_score), float(neutral_score))
+        self.scores = (float(true_score), float(false_score), None if neutral_score is None else float(neutral_score))
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, float] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float | None, Fraction | None]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def score_step(self, step: str) -> float:
+    def _step(self, step: str) -> tuple[float | None, Fraction | None]:
+        """(score on its own, value of its last claim), cached by step text."""
         cached = self._cache.get(step)
         if cached is not None:
             self.hits += 1
             self._cache.move_to_end(step)
             return cached
         self.misses += 1
-        score = step_score(step, *self.scores)
-        self._cache[step] = score
+        claims = find_claims(step)
+        true, false, neutral = self.scores
+        entry = (false if any(not c.ok for c in claims) else true, claims[-1].value) if claims else (neutral, None)
+        self._cache[step] = entry
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return score
+        return entry
 
-    def score_steps(self, steps: Sequence[str]) -> list[float]:
-        return [self.score_step(s) for s in steps]
+    def score_step(self, step: str) -> float | None:
+        """A step on its own (an answer line without its solution has nothing to be checked against)."""
+        return self._step(step)[0]
+
+    def score_steps(self, steps: Sequence[str]) -> list[float | None]:
+        """Scores of a solution's steps in order; a claim-free answer line is checked against the value
+        the claims before it arrived at."""
+        out: list[float | None] = []
+        reached: Fraction | None = None
+        true, false, _ = self.scores
+        for step in steps:
+            score, value = self._step(step)
+            if value is not None:
+                reached = value
+            elif reached is not None:
+                stated = stated_answer_value(step)
+                if stated is not None:
+                    score = true if stated == reached else false
+            out.append(score)
+        return out
 
     def score_batch(self, requests: list[Score]) -> tuple[list[list[list[float | None]]], int]:
         out: list[list[list[float | None]]] = [
@@ -413,6 +464,7 @@ class ArithStepsVerifier:
 _default = ArithStepsVerifier()
 
 
-def score_steps(steps: Sequence[str]) -> list[float]:
-    """Standalone use: one score per step (1.0 all claims true, 0.0 any false, 0.5 no claims)."""
+def score_steps(steps: Sequence[str]) -> list[float | None]:
+    """Standalone use: one score per step (1.0 all claims true, 0.0 any false, None no claim; an answer
+    line 1.0 or 0.0 by whether it states the value the claims reached)."""
     return _default.score_steps(steps)

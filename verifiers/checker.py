@@ -12,6 +12,7 @@ import atexit
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,10 +21,12 @@ from typing import Any
 
 from verifiers import _worker
 from verifiers._pool import DeadlinePool
+from verifiers.exact import exact_equal, exact_value
 from verifiers.extract import extract_answer, normalize
 
-# Longer answers are not sent to math-verify: no real final answer is this long, and
-# parsing 100 kB of LaTeX is where the time goes. Texts (``equivalent_text``) may be longer.
+# Longer answers are not sent to math-verify: parsing 100 kB of LaTeX is where the time goes. Long
+# numeric answers (a sum of thousands of terms) are still decided, exactly, by ``verifiers.exact``.
+# Texts (``equivalent_text``) may be longer.
 MAX_ANSWER_CHARS = 1_000
 MAX_TEXT_CHARS = 200_000
 MAX_BRACE_DEPTH = 100  # deeper nesting than this is garbage, not an answer
@@ -49,9 +52,15 @@ class AnswerChecker:
     Thread-safe; the worker pool starts on first use.
     """
 
-    def __init__(self, workers: int = 2, deadline_s: float = 2.0) -> None:
+    def __init__(self, workers: int = 2, deadline_s: float = 1.0, cluster_deadline_s: float = 2.0,
+                 cache_size: int = 100_000) -> None:
         self.workers = workers
-        self.deadline_s = deadline_s
+        self.deadline_s = deadline_s  # bounds a whole call (one pair or a batch), waiting for a worker included
+        self.cluster_deadline_s = cluster_deadline_s  # bounds a whole `cluster` call
+        self.cache_size = cache_size
+        self._verdicts: OrderedDict[tuple, bool] = OrderedDict()  # decided calls (pair and options)
+        self._good: OrderedDict[str, None] = OrderedDict()  # answers a worker has handled in time
+        self._slow: OrderedDict[str, None] = OrderedDict()  # answers that made a worker miss its deadline
         self._pool: DeadlinePool | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -109,9 +118,11 @@ class AnswerChecker:
         """Are the bare answers ``a`` (reference) and ``b`` equal? ``None``: undecided."""
         return self.check_many([(a, b)])[0]
 
-    def check_many(self, pairs: list[tuple[str, str]]) -> list[bool | None]:
-        """``equivalent`` for each pair, in parallel over the workers; each has its own deadline."""
-        return self._run([_answer_task(a, b) for a, b in pairs])
+    def check_many(self, pairs: list[tuple[str, str]], end: float | None = None) -> list[bool | None]:
+        """``equivalent`` for each pair, in parallel over the workers. Each pair is decided within the
+        checker's deadline from when a thread takes it up (waiting for a worker included), or ``None``;
+        with ``end`` (a ``time.monotonic()`` instant), everything not decided by then is ``None``."""
+        return self._run([_answer_task(a, b) for a, b in pairs], end)
 
     def equivalent_text(
         self, gold: str, pred: str, options: Mapping[str, Any] | None = None
@@ -136,7 +147,9 @@ class AnswerChecker:
         (as prediction) with one representative (as reference) per existing cluster, and
         joins the first that matches. Undecided counts as different.
         """
+        end = time.monotonic() + self.cluster_deadline_s
         by_form: dict[str, int] = {}
+        by_value: dict[Any, int] = {}  # exact numeric value -> cluster: no pool call at all
         reps: list[str] = []
         ids: list[int | None] = []
         for answer in answers:
@@ -145,21 +158,31 @@ class AnswerChecker:
                 continue
             form = normalize(answer)
             if form not in by_form:
-                verdicts = self.check_many([(rep, answer) for rep in reps]) if reps else []
-                match = next((k for k, v in enumerate(verdicts) if v is True), None)
+                value = exact_value(form)
+                match = by_value.get(value[0]) if value is not None else None
+                if match is None:
+                    todo = [(k, rep) for k, rep in enumerate(reps) if value is None or exact_value(normalize(rep)) is None]
+                    verdicts = self.check_many([(rep, answer) for _, rep in todo], end=end) if todo else []
+                    match = next((todo[i][0] for i, v in enumerate(verdicts) if v is True), None)
                 if match is None:
                     match = len(reps)
                     reps.append(answer)
+                if value is not None:
+                    by_value.setdefault(value[0], match)
                 by_form[form] = match
             ids.append(by_form[form])
         return ids
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _run(self, tasks: list[tuple[Any, tuple] | bool | None]) -> list[bool | None]:
-        """Run the pool tasks; plain ``bool``/``None`` entries are answers decided up front."""
+    def _run(self, tasks: list[tuple[Any, tuple] | bool | None], end: float | None = None) -> list[bool | None]:
+        """Run the pool tasks (see ``check_many`` for the deadlines); plain ``bool``/``None`` entries are
+        decided up front.
+
+        Decided pairs are cached, and an answer that once made a worker miss its deadline is not sent
+        again (undecided at once): hostile input costs one deadline, not one per pair."""
         if self._closed:
-            raise RuntimeError("AnswerChecker is closed")
+            raise RuntimeError("pool is closed")
         todo = [t for t in tasks if isinstance(t, tuple)]
         with self._lock:
             self._stats.decided_up_front += len(tasks) - len(todo)
@@ -168,8 +191,18 @@ class AnswerChecker:
         pool, threads = self._ensure_pool()
 
         def one(task: tuple[Any, tuple]) -> bool | None:
+            key, texts = task[1], task[1][:2]  # the whole call (options included); its two answers
+            with self._lock:
+                if key in self._verdicts:
+                    self._verdicts.move_to_end(key)
+                    self._stats.decided_up_front += 1
+                    return self._verdicts[key]
+                if any(x in self._slow for x in texts):
+                    self._stats.undecided += 1
+                    return None
             start = time.perf_counter()
-            ok, value = pool.call(task[0], task[1], self.deadline_s)
+            left = self.deadline_s if end is None else min(self.deadline_s, end - time.monotonic())
+            ok, value = pool.call(task[0], task[1], left) if left > 0 else (False, "no time left")
             elapsed = time.perf_counter() - start
             with self._lock:
                 st = self._stats
@@ -177,10 +210,25 @@ class AnswerChecker:
                 st.undecided += not ok
                 st.total_call_s += elapsed
                 st.max_call_s = max(st.max_call_s, elapsed)
+                if ok:
+                    _remember(self._verdicts, key, bool(value), self.cache_size)
+                    for x in texts:
+                        _remember(self._good, x, None, self.cache_size)
+                elif str(value).startswith("deadline") and texts[1] not in self._good:
+                    # The worker ran it and ran out of time: blame the prediction (references are the
+                    # dataset's own answers), unless it has been handled in time before.
+                    _remember(self._slow, texts[1], None, self.cache_size)
             return bool(value) if ok else None
 
         results = iter(threads.map(one, todo) if len(todo) > 1 else [one(todo[0])])
         return [next(results) if isinstance(t, tuple) else t for t in tasks]
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _answer_task(gold: str, pred: str) -> tuple[Any, tuple] | bool | None:
@@ -193,6 +241,9 @@ def _answer_task(gold: str, pred: str) -> tuple[Any, tuple] | bool | None:
     quick = _compare_plain_numbers(g, p)
     if quick is not None:
         return quick
+    exact = exact_equal(g, p)  # numeric answers: exact values, never math-verify's float rounding
+    if exact is not None:
+        return exact
     if not _sane(gold, MAX_ANSWER_CHARS) or not _sane(pred, MAX_ANSWER_CHARS):
         return None
     return (_worker.verify_answers, (gold, pred))

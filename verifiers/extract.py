@@ -26,15 +26,16 @@ _NUMBER_WITH_UNIT = re.compile(rf"\$?(?:{_NUMBER.pattern})(?:\s+[A-Za-z]+){{0,4}
 
 
 def extract_answer(text: str) -> str | None:
-    """The final answer in ``text``: last ``\\boxed{}``/``\\fbox{}``, else "the answer is X",
-    else the last number; ``None`` if there is none."""
+    """The final answer in ``text``: last ``\\boxed{}``/``\\fbox{}``, else "the answer is X" (when X is
+    prose rather than math, no answer), else the last number; ``None`` if there is none."""
     if not text:
         return None
-    for extract in (_last_boxed, _answer_is, _last_number):
-        answer = extract(text)
-        if answer:
-            return answer
-    return None
+    boxed = _last_boxed(text)
+    if boxed:
+        return boxed
+    if _ANSWER_IS.search(text):  # the model said what its answer is: that or nothing, no last-number guess
+        return _answer_is(text)
+    return _last_number(text)
 
 
 def states_final_answer(step: str) -> bool:
@@ -95,7 +96,34 @@ def _answer_is(text: str) -> str | None:
         if end > 0:
             return _strip_answer(rest[1:end])
     end = _SENTENCE_END.search(rest)
-    return _strip_answer(rest[:end.start()] if end else rest)
+    answer = _strip_answer(rest[:end.start()] if end else rest)
+    return answer if answer is not None and is_math_answer(answer) else None
+
+
+_TEXT_MACRO = re.compile(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}")
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+_NOT_ANSWER = re.compile(r"≠|\\neq\b|\\ne\b")
+
+
+def is_math_answer(answer: str) -> bool:
+    """Whether what follows "the answer is" is an answer: a mathematical expression, a number with a few
+    words of unit ("21 nuts"), or one word ("Evelyn", "odd"); not prose ("simply 3", "indeed 50", "You
+    need to add the cost ...") and not a relation that denies itself ("17 * 3 ≠ 51")."""
+    if _NOT_ANSWER.search(answer):
+        return False
+    plain = _TEXT_MACRO.sub(lambda m: m.group(1), answer).strip()
+    words = _WORD.findall(plain)
+    if not words:
+        return True
+    if _NUMBER_WITH_UNIT.fullmatch(plain.replace(",", "")):
+        return True
+    if len(words) == 1 and plain.strip("()[]{}.,!? ") == words[0]:
+        return True
+    first = _WORD.search(plain)
+    before = plain[: first.start()] if first else plain
+    # Words after math ("12 apples in all", "x = 5 cm") are units or trailing prose; words before any
+    # math make the whole thing a sentence.
+    return bool(before.strip()) and len(words) <= 4
 
 
 def _strip_answer(answer: str) -> str | None:

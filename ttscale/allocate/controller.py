@@ -146,7 +146,7 @@ class Controller:
             w = s.waves[-1] if s.waves else {}
             return (f"searched: {w.get('strategy', 'search')} with {w.get('n', '?')} after a split vote "
                     f"(difficulty {w.get('difficulty', 0.0):.2f}), then stopped")
-        counts = vote_counts(s.candidates)
+        counts = vote_counts(s.candidates, self.verifier or "logprob")  # the leader rule of the final vote
         lead, second = leader_runner_up(s.candidates)
         if not counts:
             return self.exhausted(s)
@@ -210,9 +210,13 @@ class Controller:
         return allot, pool
 
     def hopeless(self, s: PromptState) -> bool:
-        """No two samples agree (3+ samples), none has an answer, or the verifier rejects nearly all."""
+        """Evidence that more samples do not help: after at least two waves (the probe and a doubling),
+        still no two samples agree, or the verifier rejects nearly all. A split probe alone is not that
+        evidence: on unfamiliar wording a solvable prompt's first few samples often all differ."""
+        if s.spent < 2 * max(self.probe_k, 2):
+            return False
         lead, _ = leader_runner_up(s.candidates)
-        if s.spent >= 3 and lead <= 1:
+        if lead <= 1:
             return True
         ver = mean_score(s.candidates, self.verifier)
         return ver is not None and ver < self.policy.hopeless_verifier

@@ -20,13 +20,22 @@ def _get(c: Any, name: str) -> Any:
     return c.get(name) if isinstance(c, dict) else getattr(c, name, None)
 
 
-def vote_counts(candidates: Iterable[Any]) -> list[tuple[Any, int]]:
-    """(cluster, votes) for every answered cluster, most votes first (first seen wins ties)."""
+def vote_counts(candidates: Iterable[Any], key: str | None = None) -> list[tuple[Any, int]]:
+    """(cluster, votes) for every answered cluster, in the order of the one leader rule that `auto` uses
+    to stop, to give budget back and to answer: most votes, then the higher total `scores[key]` (the
+    verifier's, or log-probability), then the cluster seen first. `aggregate(..., "majority",
+    score_key=key)` breaks ties the same way, so the answer returned is the leader the stop rule saw."""
     counts: Counter = Counter()
-    for c in candidates:
-        if _get(c, "answer") is not None and _get(c, "cluster") is not None:
-            counts[_get(c, "cluster")] += 1
-    return counts.most_common()
+    totals: dict[Any, float] = {}
+    first: dict[Any, int] = {}
+    for i, c in enumerate(candidates):
+        cl = _get(c, "cluster")
+        if _get(c, "answer") is not None and cl is not None:
+            counts[cl] += 1
+            first.setdefault(cl, i)
+            s = (_get(c, "scores") or {}).get(key) if key else None
+            totals[cl] = totals.get(cl, 0.0) + (float(s) if s is not None else 0.0)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], -round(totals[kv[0]], 6), first[kv[0]]))
 
 
 def leader_runner_up(candidates: Sequence[Any]) -> tuple[int, int]:

@@ -81,8 +81,12 @@ def auto_prompt(task: Task, controller: Controller | None = None, state: PromptS
 def _vote(task: Task, state: PromptState, how: str, verifier: str | None) -> Outcome:
     for cand, cid in zip(state.candidates, task.cluster([c.answer for c in state.candidates])):
         cand.cluster = cid
-    key = "logprob" if how == "majority" or not verifier else verifier
-    return aggregate(state.candidates, how, score_key=key)
+    return aggregate(state.candidates, how, score_key=leader_key(verifier))
+
+
+def leader_key(verifier: str | None) -> str:
+    """The score that breaks vote ties, in the stop rule (`Controller.settled`) and the final vote alike."""
+    return verifier or "logprob"
 
 
 def sample_wave(task: Task, state: PromptState, n: int, verifier: str | None, phase: str, how: str) -> StrategyGen:

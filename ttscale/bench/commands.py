@@ -27,6 +27,7 @@ def bench(
     levels: Optional[str] = typer.Option(None, "--levels", help="Difficulty levels to keep, e.g. 1,2,3 (math500, arith)."),
     n: Optional[int] = typer.Option(None, "--n", help="Generated sets (arith): how many problems to generate."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with the JSONL sets (default: $TTSCALE_DATA_DIR)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Sets with splits: arith train (default) | heldout (sentence structures the lab model never saw)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="GGUF file, HF folder or id, lab:arith (default: embedded SmolLM2-135M)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="llamacpp | vllm | openai | transformers"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server for --backend openai (key: $TTSCALE_API_KEY)."),
@@ -57,7 +58,7 @@ def bench(
         if value is not None and value < 1:
             raise TTScaleError(f"{flag} must be a positive integer, got {value}", f"pass {flag} 1 or more")
     flags = {
-        "dataset": dataset, "limit": limit, "n": n, "data_dir": data_dir, "model": model, "backend": backend,
+        "dataset": dataset, "limit": limit, "n": n, "data_dir": data_dir, "split": split, "model": model, "backend": backend,
         "base_url": base_url, "tokenizer": tokenizer, "context_length": context_length, "verifier": verifier,
         "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "max_inflight": max_inflight,
         "strategies": [s.strip() for s in strategies.split(",") if s.strip()] if strategies is not None else None,

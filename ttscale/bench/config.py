@@ -31,12 +31,15 @@ class DatasetSpec:
     n: int | None = None  # generated sets (arith): how many to generate
     seed: int = 0  # generated sets: which problems
     data_dir: str | None = None  # where file sets live; not hashed (the checksum pins the content)
+    split: str | None = None  # sets with splits (arith: train | heldout); None = the set's default
 
     def load_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"limit": self.limit, "levels": list(self.levels) if self.levels else None,
                               "seed": self.seed, "data_dir": self.data_dir}
         if self.n is not None:
             kw["n"] = self.n
+        if self.split is not None:
+            kw["split"] = self.split
         return kw
 
 
@@ -90,6 +93,8 @@ class BenchConfig:
         for key in ("name", "description", "max_inflight"):
             d.pop(key)
         d["dataset"].pop("data_dir")
+        if d["dataset"].get("split") is None:  # runs made before splits existed keep their hash
+            d["dataset"].pop("split", None)
         d["backend_options"] = {k: v for k, v in d["backend_options"].items() if k not in EXECUTION_BACKEND_OPTIONS}
         return d
 
@@ -138,7 +143,7 @@ def _digest(obj: Any) -> str:
 
 TOP_FIELDS = ("name", "description", "model", "backend", "backend_options", "verifier", "verifier_options",
               "dataset", "strategies", "budgets", "seeds", "sampling", "subsample_best_of_n", "max_inflight")
-DATASET_FIELDS = ("name", "limit", "levels", "n", "seed", "data_dir")
+DATASET_FIELDS = ("name", "limit", "levels", "n", "seed", "data_dir", "split")
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "system_prompt")
 
 
@@ -240,6 +245,7 @@ def config_from_mapping(data: Any, where: str = "recipe") -> BenchConfig:
         n=ds.integer("n", minimum=1),
         seed=ds.integer("seed", 0, minimum=0) or 0,
         data_dir=ds.text("data_dir"),
+        split=ds.text("split"),
     )
     sp = Fields(top.data.get("sampling") or {}, where, "sampling", SAMPLING_FIELDS)
     stop = sp.data.get("stop") or ()

@@ -59,7 +59,7 @@ def parse_int_list(flag: str, text: str, *, minimum: int) -> list[int]:
 # Flags that set a field inside a section of the recipe: flag -> (section, field).
 SECTION_OF = {
     "dataset": ("dataset", "name"), "limit": ("dataset", "limit"), "levels": ("dataset", "levels"),
-    "n": ("dataset", "n"), "data_dir": ("dataset", "data_dir"), "dataset_seed": ("dataset", "seed"),
+    "n": ("dataset", "n"), "data_dir": ("dataset", "data_dir"), "split": ("dataset", "split"), "dataset_seed": ("dataset", "seed"),
     "temperature": ("sampling", "temperature"), "top_p": ("sampling", "top_p"),
     "max_tokens": ("sampling", "max_tokens"), "system_prompt": ("sampling", "system_prompt"),
     "context_length": ("backend_options", "context_length"), "base_url": ("backend_options", "base_url"),

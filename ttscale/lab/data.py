@@ -1,8 +1,13 @@
-"""Training data for the lab model: arith problems from training-only seeds, some solutions with a slip.
+"""Training data for the lab policy: arith problems of the training families, some solutions with a slip,
+and the other skills the strategies ask of a model (synthesis, revision, judging, P(IK)).
 
 Why slips: a model trained only on correct traces is either right or stuck; one trained with ~12% of
 solutions carrying one off-by-a-little claim through to a wrong final answer makes the same kind of
 mistake when sampled, so its traces disagree, and voting, verifiers and search have something to fix.
+
+Why the other skills: `parallel_thinking`, `refine`, `self_judge` and `pik` send prompts of their own;
+the model learns them in exactly those formats (imported from the strategies, one place each), so the
+strategies are measured on a model that can do what they ask.
 """
 
 from __future__ import annotations
@@ -11,33 +16,60 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval_sets.arith import LEVELS, make_problem, parse_claim
+from eval_sets.arith import LEVELS, Problem, make_problem, parse_claim, solution_steps
 
-TRAIN_SEED_BASE = 1000  # training problems come from arith seeds >= 1000
+TRAIN_SEED_BASE = 1000  # training problems come from arith seeds >= 1000 of the train split
 EVAL_SEEDS = range(0, 100)  # evaluation uses seeds 0-99; training never contains those problems
 PROBLEMS_PER_SEED = 2000  # training seed s holds indices 0..1999 of every level
 SLIP_DELTAS = (-10, -2, -1, 1, 2, 10)
+# P(IK) targets: the chance that the model solves a problem of each level, as the training profile aims
+# for it (README); the model learns to read difficulty off the problem, which is what P(IK) asks.
+PIK_PRIOR = {1: 0.95, 2: 0.75, 3: 0.5, 4: 0.3, 5: 0.15}
+# Share of each kind of example (the rest are plain problems).
+SKILL_MIX = {"synthesis": 0.08, "revision": 0.08, "judge_step": 0.07, "judge_solution": 0.02, "pik": 0.03}
+
+Messages = list[dict[str, str]]
 
 
 @dataclass(frozen=True)
 class Example:
-    problem: str
-    solution: str
+    """One training conversation: `messages` (ending with a user turn) and the assistant's `target`."""
+
+    messages: tuple[tuple[str, str], ...]
+    target: str
     level: int
-    slipped: bool
-    facts: tuple[str, ...]  # the correct claims of the problem ("12 - 3 = 9"), for arithmetic drills
+    kind: str  # "problem", "synthesis", "revision", "judge_step", "judge_solution", "pik"
+    slipped: bool = False
+    facts: tuple[str, ...] = ()  # true claims of the problem ("12 - 3 = 9"), for arithmetic drills
+
+    @property
+    def problem(self) -> str:
+        return self.messages[0][1]
 
 
 def eval_problem_texts(per_level: int = 100, seeds: range = EVAL_SEEDS) -> set[str]:
-    """Texts of the held-out problems (the first `per_level` of every level of each eval seed)."""
+    """Texts of the evaluation problems (the first `per_level` of every level of each eval seed)."""
     return {make_problem(s, level, j).text for s in seeds for level in LEVELS for j in range(per_level)}
 
 
+def slipped_solution(problem: Problem, rng: np.random.Generator) -> tuple[str, int] | None:
+    """The problem's solution with one off-by-a-little claim carried to the end; None if none applies."""
+    for _ in range(8):  # a slip may make a later division inexact: try another
+        step = int(rng.integers(len(problem.steps)))
+        solved = problem.solve(slip=(step, int(rng.choice(SLIP_DELTAS))))
+        if solved is not None:
+            return solved
+    return None
+
+
 def training_examples(n: int, seed: int, slip_rate: float = 0.12, levels: tuple[int, ...] = LEVELS,
-                      exclude: set[str] | None = None) -> list[Example]:
+                      exclude: set[str] | None = None, skills: dict[str, float] | None = None) -> list[Example]:
     """`n` examples cycling through `levels` (repeat a level to weight it), deterministic in `seed`,
-    none of whose texts is in `exclude`."""
+    none of whose problem texts is in `exclude`; a `skills` share of them teach the other skills."""
     rng = np.random.default_rng([seed, 7])
+    mix = SKILL_MIX if skills is None else skills
+    kinds = list(mix)
+    shares = np.array([mix[k] for k in kinds], dtype=float)
     out: list[Example] = []
     used = dict.fromkeys(levels, 0)  # problems drawn so far per level
     i = 0
@@ -45,32 +77,118 @@ def training_examples(n: int, seed: int, slip_rate: float = 0.12, levels: tuple[
         level = levels[i % len(levels)]
         j = used[level]
         used[level] += 1
-        problem = make_problem(TRAIN_SEED_BASE + seed * 1000 + j // PROBLEMS_PER_SEED, level, j % PROBLEMS_PER_SEED)
         i += 1
+        problem = make_problem(TRAIN_SEED_BASE + seed * 1000 + j // PROBLEMS_PER_SEED, level, j % PROBLEMS_PER_SEED)
         if exclude and problem.text in exclude:
             continue
-        solved = None
-        slipped = bool(rng.random() < slip_rate)
-        if slipped:
-            for _ in range(8):  # a slip may make a later division inexact: try another
-                step = int(rng.integers(len(problem.steps)))
-                solved = problem.solve(slip=(step, int(rng.choice(SLIP_DELTAS))))
-                if solved is not None:
-                    break
-        if solved is None:
-            slipped = False
-            solved = problem.solve()
-        assert solved is not None
-        correct = problem.solve()
-        assert correct is not None
-        facts = tuple(c for c in (_claim_text(s) for s in correct[0].split("\n\n")) if c)
-        out.append(Example(problem.text, solved[0], level, slipped, facts))
+        r = rng.random()
+        kind = "problem"
+        for k, edge in zip(kinds, np.cumsum(shares)):
+            if r < edge:
+                kind = k
+                break
+        out.append(_MAKERS[kind](problem, rng, slip_rate))
     return out
 
 
-def _claim_text(step: str) -> str | None:
-    claim = parse_claim(step)
-    return f"{claim[0]} {claim[1]} {claim[2]} = {claim[3]}" if claim else None
+def _correct(problem: Problem) -> tuple[str, int]:
+    solved = problem.solve()
+    assert solved is not None
+    return solved
+
+
+def _facts(solution: str) -> tuple[str, ...]:
+    claims = (parse_claim(s) for s in solution.split("\n\n"))
+    return tuple(f"{c[0]} {c[1]} {c[2]} = {c[3]}" for c in claims if c)
+
+
+def problem_example(problem: Problem, rng: np.random.Generator, slip_rate: float) -> Example:
+    correct, _ = _correct(problem)
+    solved = slipped_solution(problem, rng) if rng.random() < slip_rate else None
+    return Example((("user", problem.text),), (solved or (correct,))[0], problem.level, "problem",
+                   slipped=solved is not None, facts=_facts(correct))
+
+
+def _attempts(problem: Problem, rng: np.random.Generator, k: int, wrong_rate: float) -> list[str]:
+    out = []
+    for _ in range(k):
+        slipped = slipped_solution(problem, rng) if rng.random() < wrong_rate else None
+        out.append((slipped or _correct(problem))[0])
+    return out
+
+
+def synthesis_example(problem: Problem, rng: np.random.Generator, slip_rate: float) -> Example:
+    """`parallel_thinking`'s synthesis prompt over K attempts (some slipped) -> the correct solution."""
+    from ttscale.strategies.parallel_thinking import DEFAULT_SYNTHESIS_PROMPT, PATH_HEADER
+
+    k = int(rng.integers(2, 8))
+    texts = _attempts(problem, rng, k, wrong_rate=float(rng.choice([0.3, 0.5, 0.8])))
+    paths = "\n\n".join(PATH_HEADER.format(i=i + 1) + t for i, t in enumerate(texts))
+    prompt = DEFAULT_SYNTHESIS_PROMPT.format(problem=problem.text, k=k, paths=paths)
+    correct, _ = _correct(problem)
+    return Example((("user", prompt),), correct, problem.level, "synthesis")
+
+
+def revision_example(problem: Problem, rng: np.random.Generator, slip_rate: float) -> Example:
+    """`refine`'s revision turn: problem, a slipped attempt, the verdict quoting its first false step -> the
+    correct solution (sometimes after two rejected attempts)."""
+    from ttscale.strategies.refine import DEFAULT_FEEDBACK_PROMPT, NO_ANSWER_HINT, STEP_HINT
+
+    messages: list[tuple[str, str]] = [("user", problem.text)]
+    for _ in range(1 + int(rng.random() < 0.25)):
+        attempt = slipped_solution(problem, rng)
+        if attempt is None:
+            break
+        text = attempt[0]
+        steps = solution_steps(text)
+        if rng.random() < 0.08:  # an attempt cut off before its answer
+            text = "\n\n".join(steps[: max(1, len(steps) - 2)])
+            hint = NO_ANSWER_HINT
+        else:
+            bad = next(s for s in steps if parse_claim(s) and not _claim_true(s))
+            hint = STEP_HINT.format(step=bad)
+        messages += [("assistant", text), ("user", DEFAULT_FEEDBACK_PROMPT.format(
+            score=0.0, hint=hint, answer=attempt[1], problem=problem.text))]
+    correct, _ = _correct(problem)
+    return Example(tuple(messages), correct, problem.level, "revision")
+
+
+def _claim_true(step: str) -> bool:
+    from eval_sets.arith import claim_is_correct
+
+    return bool(claim_is_correct(step))
+
+
+def judge_step_example(problem: Problem, rng: np.random.Generator, slip_rate: float) -> Example:
+    """`self_judge`'s step question on a step of a (sometimes slipped) solution -> Yes / No."""
+    from verifiers.self_judge import judge_text
+
+    solved = slipped_solution(problem, rng) if rng.random() < 0.5 else None
+    steps = solution_steps((solved or _correct(problem))[0])[:-1]
+    at = int(rng.integers(len(steps)))
+    prompt = judge_text("step", problem.text, tuple(steps[:at]), steps[at])
+    return Example((("user", prompt),), "Yes" if _claim_true(steps[at]) else "No", problem.level, "judge_step")
+
+
+def judge_solution_example(problem: Problem, rng: np.random.Generator, slip_rate: float) -> Example:
+    """`self_judge`'s whole-solution question -> Yes when the final answer is right."""
+    from verifiers.self_judge import judge_text
+
+    solved = slipped_solution(problem, rng) if rng.random() < 0.5 else None
+    prompt = judge_text("solution", problem.text, (), (solved or _correct(problem))[0])
+    return Example((("user", prompt),), "No" if solved else "Yes", problem.level, "judge_solution")
+
+
+def pik_example(problem: Problem, rng: np.random.Generator, slip_rate: float) -> Example:
+    """`pik`'s question -> Yes with the level's PIK_PRIOR probability."""
+    from ttscale.allocate.pik import pik_text
+
+    answer = "Yes" if rng.random() < PIK_PRIOR[problem.level] else "No"
+    return Example((("user", pik_text(problem.text)),), answer, problem.level, "pik")
+
+
+_MAKERS = {"problem": problem_example, "synthesis": synthesis_example, "revision": revision_example,
+           "judge_step": judge_step_example, "judge_solution": judge_solution_example, "pik": pik_example}
 
 
 def drills(examples: list[Example], n: int, per_drill: int, seed: int,
@@ -79,7 +197,7 @@ def drills(examples: list[Example], n: int, per_drill: int, seed: int,
     level chosen with `level_weights` (small-number facts first: they decide level-1 accuracy).
 
     Why: learning arithmetic only from whole word problems costs ~100 tokens per claim; a drill line
-    costs ~10, so the tiny model sees each kind of sum many more times within the CPU budget.
+    costs ~10, so the small model sees each kind of sum many more times within the CPU budget.
     """
     rng = np.random.default_rng([seed, 13])
     pools = {level: [f for e in examples if e.level == level for f in e.facts] for level in LEVELS}

@@ -19,9 +19,10 @@ from ttscale.requests import GenRequest, Sampling
 EVAL_SEED = 0  # held out: training uses arith seeds >= 1000
 
 
-def held_out(level: int, n: int, seed: int = EVAL_SEED) -> list[dict]:
-    """The first `n` level-`level` problems of an evaluation seed."""
-    return generate(n, levels=(level,), seed=seed)
+def held_out(level: int, n: int, seed: int = EVAL_SEED, split: str = "train") -> list[dict]:
+    """The first `n` level-`level` problems of an evaluation seed: "train" families (in distribution,
+    problems never trained on) or "heldout" families (sentence structures never trained on)."""
+    return generate(n, levels=(level,), seed=seed, split=split)
 
 
 def answers(backend: Backend, rows: Sequence[dict], n: int, temperature: float, max_tokens: int = 256,
@@ -70,11 +71,11 @@ def subsample_scores(samples: list[list[str | None]], gold: list[str], k: int, d
 
 
 def profile(backend: Backend, levels: Sequence[int] = (1, 2, 3, 4, 5), per_level: int = 100, n: int = 16,
-            temperature: float = 0.8, budgets: Sequence[int] = (1, 4, 16)) -> list[LevelProfile]:
-    """Greedy accuracy, pass@k and majority@k per level on held-out problems."""
+            temperature: float = 0.8, budgets: Sequence[int] = (1, 4, 16), split: str = "train") -> list[LevelProfile]:
+    """Greedy accuracy, pass@k and majority@k per level on evaluation problems of `split`."""
     result = []
     for level in levels:
-        rows = held_out(level, per_level)
+        rows = held_out(level, per_level, split=split)
         gold = [r["answer"] for r in rows]
         greedy = answers(backend, rows, 1, 0.0)
         g = sum(a[0] == b for a, b in zip(greedy, gold)) / len(gold)

@@ -12,6 +12,7 @@ from typing import Iterable
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 SPECIAL_TOKENS = [PAD, BOS, EOS, *ROLE_TOKENS]
+JUDGE_WORDS = ("Yes", "No")  # single tokens, so self_judge and pik can read P("Yes")
 
 # One template for training and inference: the engine applies it with add_generation_prompt=True.
 CHAT_TEMPLATE = (
@@ -50,7 +51,10 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 512):
         pad_token=PAD,
         additional_special_tokens=ROLE_TOKENS,
         clean_up_tokenization_spaces=False,
-        model_max_length=512,
+        model_max_length=2048,
     )
     fast.chat_template = CHAT_TEMPLATE
+    missing = [w for w in JUDGE_WORDS if len(fast.encode(w, add_special_tokens=False)) != 1]
+    if missing:  # P(True) / P(IK) read the probability of one token: make sure each word is one
+        fast.add_tokens(missing)
     return fast

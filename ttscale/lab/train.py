@@ -1,12 +1,13 @@
-"""Train the lab model `lab:arith` from scratch on arith problems (CPU, minutes, deterministic in --seed).
+"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about an hour, deterministic in --seed).
 
     python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped weights
     python -m ttscale.lab.train --out /tmp/tiny --seed 0 --tiny         # seconds, for tests
 
 A small Llama (LlamaForCausalLM, so vLLM loads it as is) with its own BPE tokenizer learns to write one
-arithmetic claim per step. Loss is on the assistant part only. Output: a standard HF folder
-(safetensors, tokenizer with chat template, generation_config.json) plus ttscale.json with the engine's
-per-model defaults.
+arithmetic claim per step, from problems of the arith *training* families only (the held-out families
+measure generalisation), plus the skills the strategies ask for (see ttscale/lab/data.py). Loss is on the
+assistant part only. Output: a standard HF folder (bf16 safetensors, tokenizer with chat template,
+generation_config.json) plus ttscale.json with the engine's per-model defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import Sequence
+
 from ttscale.lab.data import Example, drills, eval_problem_texts, training_examples
 from ttscale.lab.tokenizer import BOS, EOS, build_tokenizer
 
@@ -31,52 +34,56 @@ ENGINE_DEFAULTS = {"prompt_template": "{problem}", "step_delimiter": "\n\n", "ma
 class TrainConfig:
     """Everything that decides the weights (with the seed); saved next to them as lab_train.json."""
 
-    examples: int = 60000
-    level_weights: tuple[int, ...] = (6, 4, 3, 2, 1)  # problems per cycle for levels 1..5
+    examples: int = 110000
+    level_weights: tuple[int, ...] = (2, 3, 3, 3, 2)  # problems per cycle for levels 1..5
     # A curriculum: stage k (k = 1..curriculum_stages) trains `curriculum_steps` steps on levels 1..k only,
-    # then the remaining steps mix every level. Why: on the full mix from the start a model this small
-    # never learns to copy names and numbers from the prompt within the CPU budget (greedy level-1
-    # accuracy stayed ~10%); on level-1 problems alone it learns that in ~1000-1500 steps, and adding
-    # levels gradually keeps more of it than jumping from level 1 straight to the full mix.
-    curriculum_steps: int = 1500
+    # then the remaining steps mix every level. Why: a small model learns to copy names and numbers from
+    # the prompt much sooner on short problems; the full mix from the start delays that.
+    curriculum_steps: int = 250
     curriculum_stages: int = 2
-    drill_steps: int = 900  # of `steps`, batches of arithmetic drills (cheap: ~100 tokens each)
-    drill_facts: int = 10
-    drill_level_weights: tuple[int, ...] = (4, 3, 2, 1, 0)
-    steps: int = 5400
-    batch_size: int = 32
+    drill_steps: int = 250  # of `steps`, batches of arithmetic drills (cheap: ~100 tokens each)
+    drill_facts: int = 12
+    drill_level_weights: tuple[int, ...] = (1, 2, 3, 3, 3)
+    steps: int = 2000
+    batch_tokens: int = 8192  # tokens (with padding) per optimizer step
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.05
     slip_rate: float = 0.12
-    vocab_size: int = 768
-    hidden_size: int = 192
-    intermediate_size: int = 512
-    layers: int = 4
-    heads: int = 3
-    max_positions: int = 512
+    vocab_size: int = 1024
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    layers: int = 6
+    heads: int = 4
+    max_positions: int = 2048
+    max_train_tokens: int = 1536  # longer examples (a few synthesis prompts) are left out
     bf16: bool = True
     exclude_eval: bool = True
 
 
-TINY = TrainConfig(examples=200, drill_steps=4, steps=10, curriculum_steps=2, batch_size=8, warmup=2, vocab_size=320, hidden_size=64,
-                   intermediate_size=128, layers=2, heads=2, exclude_eval=False)
+TINY = TrainConfig(examples=240, drill_steps=4, steps=10, curriculum_steps=2, batch_tokens=2048, warmup=2,
+                   vocab_size=360, hidden_size=64, intermediate_size=128, layers=2, heads=2, exclude_eval=False)
 
 
-def chat_text(problem: str) -> str:
-    """The prompt the engine sends (the chat template with add_generation_prompt), as a string."""
-    return f"{BOS}<|user|>\n{problem}\n<|assistant|>\n"
+def chat_text(messages: Sequence[tuple[str, str]], add_generation_prompt: bool = True) -> str:
+    """`messages` rendered exactly as the chat template renders them (tests compare the two)."""
+    out = BOS
+    for role, content in messages:
+        out += f"<|{role}|>\n{content}" + (EOS if role == "assistant" else "") + "\n"
+    return out + ("<|assistant|>\n" if add_generation_prompt else "")
 
 
-def encode(tok, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
-    """(token ids, labels) per example: prompt + solution + EOS, loss on the solution and EOS only."""
-    prompts = [chat_text(e.problem) for e in examples]
-    fulls = tok([p + e.solution + EOS for p, e in zip(prompts, examples)], add_special_tokens=False)["input_ids"]
+def encode(tok, examples: list[Example], max_tokens: int) -> list[tuple[list[int], list[int]]]:
+    """(token ids, labels) per example: prompt + target + EOS, loss on the target and EOS only; examples
+    longer than `max_tokens` are dropped."""
+    prompts = [chat_text(e.messages) for e in examples]
+    fulls = tok([p + e.target + EOS for p, e in zip(prompts, examples)], add_special_tokens=False)["input_ids"]
     heads = tok(prompts, add_special_tokens=False)["input_ids"]
     out = []
     for full, head in zip(fulls, heads):
         assert full[: len(head)] == head, "prompt tokens must be a prefix of the training sequence"
-        out.append((full, [-100] * len(head) + full[len(head):]))
+        if len(full) <= max_tokens:
+            out.append((full, [-100] * len(head) + full[len(head):]))
     return out
 
 
@@ -99,34 +106,45 @@ def encode_drills(tok, drills: list[list[str]]) -> list[tuple[list[int], list[in
     return out
 
 
-def batches(lengths: list[int], batch_size: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """`steps` batches of similar-length examples (little padding), epochs reshuffled."""
+def batches(lengths: list[int], batch_tokens: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`steps` batches of similar-length examples, each at most `batch_tokens` tokens with padding (at
+    least two examples), epochs reshuffled."""
     out: list[np.ndarray] = []
+    if not lengths:
+        return out
     while len(out) < steps:
         perm = rng.permutation(len(lengths))
-        pool = batch_size * 64
+        pool = 4096
         epoch = []
         for start in range(0, len(perm), pool):
             chunk = perm[start:start + pool]
             chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
-            epoch += [chunk[i:i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+            batch: list[int] = []
+            for i in chunk:
+                if batch and (len(batch) + 1) * lengths[i] > batch_tokens and len(batch) >= 2:
+                    epoch.append(np.array(batch))
+                    batch = []
+                batch.append(int(i))
+            if len(batch) >= 2:
+                epoch.append(np.array(batch))
         out += [epoch[i] for i in rng.permutation(len(epoch))]
     return out[:steps]
 
 
-def training_plan(cfg: TrainConfig, examples: list[Example], data: list, rng: np.random.Generator) -> list[np.ndarray]:
-    """Batches of indices into `data` (problems first, then drills): the curriculum's stages (levels 1..k),
-    then problems of every level and drills interleaved."""
-    n = len(examples)
+def training_plan(cfg: TrainConfig, examples: list[Example], data: list, n: int,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of indices into `data` (`n` examples first, then drills): the curriculum's stages (plain
+    problems of levels 1..k), then every example and drills interleaved."""
     plan: list[np.ndarray] = []
     budget = cfg.steps - cfg.drill_steps
+    kept = [i for i in range(n)]
     for stage in range(1, cfg.curriculum_stages + 1):
-        pool = np.array([i for i, e in enumerate(examples) if e.level <= stage])
+        pool = np.array([i for i in kept if examples[i].level <= stage and examples[i].kind == "problem"])
         steps = min(cfg.curriculum_steps, budget - len(plan))
-        if len(pool) >= cfg.batch_size and steps > 0:
-            plan += [pool[b] for b in batches([len(data[i][0]) for i in pool], cfg.batch_size, steps, rng)]
-    rest = batches([len(d[0]) for d in data[:n]], cfg.batch_size, budget - len(plan), rng)
-    rest += [b + n for b in batches([len(d[0]) for d in data[n:]], cfg.batch_size, cfg.drill_steps, rng)]
+        if len(pool) >= 2 and steps > 0:
+            plan += [pool[b] for b in batches([len(data[i][0]) for i in pool], cfg.batch_tokens, steps, rng)]
+    rest = batches([len(d[0]) for d in data[:n]], cfg.batch_tokens, budget - len(plan), rng)
+    rest += [b + n for b in batches([len(d[0]) for d in data[n:]], cfg.batch_tokens, cfg.drill_steps, rng)]
     return plan + [rest[i] for i in rng.permutation(len(rest))]
 
 
@@ -193,15 +211,24 @@ def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: T
     exclude = eval_problem_texts() if cfg.exclude_eval else None
     levels = tuple(level for level, w in enumerate(cfg.level_weights, start=1) for _ in range(w))
     examples = training_examples(cfg.examples, seed=seed, slip_rate=cfg.slip_rate, levels=levels, exclude=exclude)
-    tok = build_tokenizer([chat_text(e.problem) + e.solution for e in examples[:5000]], cfg.vocab_size)
-    data = encode(tok, examples)
-    n_drills = cfg.drill_steps * cfg.batch_size
+    tok = build_tokenizer([chat_text(e.messages) + e.target for e in examples[:20000]], cfg.vocab_size)
+    data, kept = [], []
+    for start in range(0, len(examples), 5000):  # encode in chunks, drop examples over the length cap
+        part = examples[start:start + 5000]
+        for e, d in zip(part, encode(tok, part, 1 << 30)):
+            if len(d[0]) <= cfg.max_train_tokens:
+                data.append(d)
+                kept.append(e)
+    examples = kept
+    n = len(data)
+    n_drills = cfg.drill_steps * max(2, cfg.batch_tokens // 160)
     data += encode_drills(tok, drills(examples, n_drills, cfg.drill_facts, seed, cfg.drill_level_weights))
-    say(f"data: {len(examples)} problems + {n_drills} drills, {sum(len(d[0]) for d in data) / len(data):.0f} "
+    kinds = {k: sum(e.kind == k for e in examples) for k in dict.fromkeys(e.kind for e in examples)}
+    say(f"data: {n} examples {kinds} + {len(data) - n} drills, {sum(len(d[0]) for d in data) / len(data):.0f} "
         f"tokens each, vocab {len(tok)}, {time.time() - t0:.1f}s", flush=True)
 
     model = make_model(cfg, tok)
-    model.set_attn_implementation("eager")  # faster than sdpa for these short CPU sequences
+    model.set_attn_implementation("sdpa")  # with bf16 autocast, faster than eager once prompts get long
     say(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {world} process(es)", flush=True)
     net = model
     if world > 1:
@@ -219,7 +246,7 @@ def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: T
         progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    plan = training_plan(cfg, examples, data, np.random.default_rng([seed, 11]))
+    plan = training_plan(cfg, examples, data, n, np.random.default_rng([seed, 11]))
     net.train()
     running, tokens = 0.0, 0
     for step, batch in enumerate(plan):
@@ -260,6 +287,7 @@ def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: T
 
 def save(model, tok, out: Path, seed: int, cfg: TrainConfig) -> None:
     """A standard HF folder plus the engine's defaults (ttscale.json) and the recipe (lab_train.json)."""
+    import torch
     from transformers import GenerationConfig
 
     out.mkdir(parents=True, exist_ok=True)
@@ -268,6 +296,7 @@ def save(model, tok, out: Path, seed: int, cfg: TrainConfig) -> None:
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         do_sample=True, temperature=0.8, top_p=1.0, max_new_tokens=ENGINE_DEFAULTS["max_tokens"],
     )
+    model.to(torch.bfloat16)  # half the bytes on disk; vLLM and transformers load bf16 as is
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     (out / "ttscale.json").write_text(json.dumps(ENGINE_DEFAULTS, indent=2) + "\n")

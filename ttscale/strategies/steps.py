@@ -18,6 +18,7 @@ from ttscale.strategies.base import Candidate, Task
 from verifiers.extract import states_final_answer
 
 STEP_AGGREGATIONS = ("last", "min", "prod", "mean")
+NEUTRAL_STEP_SCORE = 0.5  # a path with no informative step
 
 
 @dataclass
@@ -112,8 +113,12 @@ def check_step_aggregation(name: str) -> str:
 
 
 def aggregate_steps(scores: list[float | None], how: str) -> float:
-    """One number for a path from its step scores; undecided steps count as neutral (0.5)."""
-    vals = [0.5 if s is None else float(s) for s in scores] or [0.5]
+    """One number for a path from its step scores. Steps scored None ("no claim here", or undecided)
+    carry no evidence and are skipped: "last" is the last informative step, min/prod/mean run over the
+    informative ones; a path without any informative step is neutral (0.5)."""
+    vals = [float(s) for s in scores if s is not None]
+    if not vals:
+        return NEUTRAL_STEP_SCORE
     if how == "last":
         return vals[-1]
     if how == "min":
