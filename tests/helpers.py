@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BIN = Path(sys.executable).parent
 
@@ -69,3 +71,23 @@ def llama_cpp_server(model_path: str, n_ctx: int = 2048) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def json_reply(handler: BaseHTTPRequestHandler, code: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]):
+    """A threaded loopback server with `handler`; yields its /v1 base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()

@@ -451,3 +451,37 @@ def test_subsample_matches_aggregate_on_prefix():
     sub = subsample(full, 3)
     assert sub.candidates[sub.chosen].answer == "2" and full.candidates[full.chosen].answer == "1"
     assert sub.details["subsampled_from"] == 5 and isinstance(sub, Outcome)
+
+
+# -- records say what made them (issue 17) ----------------------------------------------------------------
+
+
+def test_records_without_manifest_from_another_config_are_refused(tmp_path):
+    bench(config(), tmp_path)
+    assert all("settings_hash" in json.loads(line) for line in (tmp_path / RECORDS_FILE).read_text().splitlines())
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(TTScaleError, match="no manifest.json and holds 32 record.s. made with a different config"):
+        bench(config(sampling={"max_tokens": 64, "temperature": 0.5}), tmp_path)
+    summary, backend = bench(config(), tmp_path)  # the same settings: the records are this run's
+    assert summary.action == "resume" and summary.cells_written == 0 and not backend.calls
+    (tmp_path / "manifest.json").unlink()
+    summary, _ = bench(config(sampling={"max_tokens": 64, "temperature": 0.5}), tmp_path, force=True)
+    assert summary.action == "superseded" and summary.cells_written == 32
+
+
+class OneSlotBackend(CountingBackend):
+    slots = 1
+
+
+def test_one_slot_backend_writes_each_cell_as_it_finishes(tmp_path):
+    """On a one-sequence backend runs are admitted one at a time, so records never wait for a burst."""
+    from ttscale.bench.executor import GridExecutor
+    from eval_sets import load
+
+    cfg = config(strategies=["best_of_n"], budgets=[4], max_inflight=256)
+    backend = OneSlotBackend()
+    engine = Engine(backend=backend, checker=Checker())
+    problems = load("arith", n=4, levels=[1])
+    calls_at_each_cell = [len(backend.calls) for _ in GridExecutor(engine, cfg, problems, checker=Checker())
+                          .run(plan(cfg, problems, set()))]
+    assert calls_at_each_cell == list(range(1, len(calls_at_each_cell) + 1))

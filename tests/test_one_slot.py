@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from fakes import ExactChecker, FakeBackend
+from helpers import json_reply, serving
 from test_step_search import steps_script
 from ttscale import Engine
 from ttscale.backends.openai_http import OpenAIBackend
@@ -55,26 +55,6 @@ def test_one_slot_backend_gets_one_prompt_at_a_time_with_the_same_results():
         assert a.ledger.generated_tokens == b.ledger.generated_tokens
 
 
-def _reply(handler: BaseHTTPRequestHandler, code: int, body: dict) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(code)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
-@contextmanager
-def _serving(handler: type[BaseHTTPRequestHandler]):
-    """A threaded loopback server with `handler`; yields its /v1 base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1"
-    finally:
-        server.shutdown()
-
-
 class _Server(BaseHTTPRequestHandler):
     props: dict | None = None
     owner = "vllm"
@@ -88,7 +68,7 @@ class _Server(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        _reply(self, 200, body)
+        json_reply(self, 200, body)
 
     def log_message(self, *args):
         pass
@@ -97,7 +77,7 @@ class _Server(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("props, owner, slots", [({"total_slots": 4}, "llamacpp", 4), ({"total_slots": 1}, "x", 1),
                                                  (None, "me", 1), (None, "vllm", None)])
 def test_slots_found_out_from_the_server(props, owner, slots):
-    with _serving(type("H", (_Server,), {"props": props, "owner": owner})) as base:
+    with serving(type("H", (_Server,), {"props": props, "owner": owner})) as base:
         assert OpenAIBackend(base_url=base, tokenizer="smollm2").slots == slots
 
 
@@ -126,7 +106,7 @@ class _OneSlotCompletions(BaseHTTPRequestHandler):
             text = f" s{body.get('seed')}"
         with self.lock:
             self.inflight[0] -= 1
-        _reply(self, 200, {"choices": [{"text": text, "finish_reason": "length"}],
+        json_reply(self, 200, {"choices": [{"text": text, "finish_reason": "length"}],
                            "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": 2}})
 
     def log_message(self, *args):
@@ -134,7 +114,7 @@ class _OneSlotCompletions(BaseHTTPRequestHandler):
 
 
 def test_one_slot_server_gets_samples_in_prefix_order_with_the_next_already_queued():
-    with _serving(_OneSlotCompletions) as base:
+    with serving(_OneSlotCompletions) as base:
         backend = OpenAIBackend(model="m", base_url=base, tokenizer="smollm2", slots=1)
         prompts = [(1, 2, 9), (1, 2, 3, 4), (5, 6), (1, 2, 3, 4)]
         reqs = [GenRequest(p, n=2 if i == 2 else 1, sampling=Sampling(max_tokens=2, seed=10 * i))
@@ -164,12 +144,12 @@ class _TextOnlyOneSlot(_OneSlotCompletions):
             self.rejected[0] += 1
             self.arrived.notify_all()
             self.arrived.wait_for(lambda: self.rejected[0] >= 2, timeout=10)
-        _reply(self, 500, {"error": {"message": "validation errors: body.prompt.str: Input should be a valid string"}})
+        json_reply(self, 500, {"error": {"message": "validation errors: body.prompt.str: Input should be a valid string"}})
 
 
 def test_requests_already_in_flight_also_fall_back_to_text_prompts():
     _TextOnlyOneSlot.served = []
-    with _serving(_TextOnlyOneSlot) as base:
+    with serving(_TextOnlyOneSlot) as base:
         backend = OpenAIBackend(model="m", base_url=base, tokenizer="smollm2", slots=1, retries=0)
         reqs = [GenRequest((1, 2, i), n=1, sampling=Sampling(max_tokens=2, seed=i)) for i in range(3)]
         results = backend.generate(reqs)

@@ -164,3 +164,17 @@ def test_half_open_connections_are_closed(serve, monkeypatch) -> None:
             s.sendall(payload)
             s.settimeout(10)
             assert s.recv(100) == b""  # closed by the server, no response
+
+
+def test_cli_warns_without_a_key_off_loopback_and_checks_the_port_first() -> None:
+    """Binding 0.0.0.0 without --api-key warns; a busy port is one line and exit 2, before any model loads."""
+    from helpers import run_cli
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_cli("serve", "--host", "0.0.0.0", "--port", str(port), timeout=60)
+    assert proc.returncode == 2
+    assert "without --api-key" in proc.stderr and f"cannot listen on 0.0.0.0:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -37,13 +37,24 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],
-                    n_ctx: Optional[int], chat_api: bool = False, gpu_memory: Optional[float] = None) -> dict[str, Any]:
+                    n_ctx: Optional[int], chat_api: bool = False, gpu_memory: Optional[float] = None,
+                    timeout: Optional[float] = None, retries: Optional[int] = None) -> dict[str, Any]:
     """Flags that only some backends take, passed through only when given."""
     opts: dict[str, Any] = {}
+    if (timeout is not None or retries is not None) and backend != "openai":
+        raise TTScaleError("--timeout and --retries are for --backend openai", "drop them or add --backend openai")
+    if timeout is not None and not timeout > 0:
+        raise TTScaleError(f"--timeout must be positive, got {timeout}", "pass e.g. --timeout 120")
+    if retries is not None and retries < 0:
+        raise TTScaleError(f"--retries must be 0 or more, got {retries}", "pass e.g. --retries 2")
     if backend == "openai":
         if not base_url:
             raise TTScaleError("--backend openai needs --base-url", "e.g. --base-url http://127.0.0.1:8000/v1")
         opts["base_url"] = base_url
+        if timeout is not None:
+            opts["timeout_s"] = timeout
+        if retries is not None:
+            opts["retries"] = retries
         if api_key:
             opts["api_key"] = api_key
         if tokenizer:
@@ -74,6 +85,8 @@ def solve(
     n_ctx: Optional[int] = typer.Option(None, "--context-length", help="Context length to load the model with."),
     chat_api: bool = typer.Option(False, "--chat-api", help="--backend openai: send fresh prompts to /v1/chat/completions (the server's template)."),
     gpu_memory: Optional[float] = typer.Option(None, "--gpu-memory-utilization", help="--backend vllm on a GPU: share of GPU memory for the policy (leave room for a PRM)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="--backend openai: seconds for one HTTP attempt, whole reply included (default 120)."),
+    retries: Optional[int] = typer.Option(None, "--retries", help="--backend openai: retries after a failed or timed-out attempt (default 2)."),
     seed: int = typer.Option(0, "--seed"),
     temperature: float = typer.Option(0.8, "--temperature", "-t"),
     top_p: float = typer.Option(1.0, "--top-p"),
@@ -142,7 +155,7 @@ def solve(
                 raise TTScaleError(f"--{key.replace('_', '-')} must be at least 1", "pass a positive number")
             options[key] = value
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
-    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory)
+    opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory, timeout, retries)
     with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:
         result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
                               top_p=top_p, max_tokens=max_tokens, **options)
@@ -172,6 +185,8 @@ def serve(
     max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Upstream server for --backend openai."),
     n_ctx: Optional[int] = typer.Option(None, "--context-length"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="--backend openai: seconds for one HTTP attempt, whole reply included (default 120)."),
+    retries: Optional[int] = typer.Option(None, "--retries", help="--backend openai: retries after a failed or timed-out attempt (default 2)."),
 ) -> None:
     """Serve POST /v1/chat/completions (OpenAI format) with test-time scaling from the `ttscale` body field."""
     from ttscale.engine import Engine
@@ -183,7 +198,7 @@ def serve(
         err.print(f"warning: serving on {host} without --api-key: anyone who can reach this address can spend "
                   "your compute; pass --api-key KEY", markup=False)
     _check_port_free(host, port)
-    opts = backend_options(backend, base_url, None, None, n_ctx)
+    opts = backend_options(backend, base_url, None, None, n_ctx, timeout=timeout, retries=retries)
     engine = Engine(backend=backend, model=model, **opts)
     err.print(f"ttscale serving {engine.backend.model} on http://{host}:{port}/v1 (auth {'on' if api_key else 'off'})")
     run_server(engine, host, port, api_key=api_key, max_budget=max_budget, max_body_bytes=max_body_bytes)

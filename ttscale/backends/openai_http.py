@@ -28,6 +28,8 @@ from ttscale.models import is_default
 from ttscale.requests import Completion, GenRequest, GenResult
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+DEFAULT_TIMEOUT_S = 120.0  # one HTTP attempt, whole body included (a stalled or trickling server ends there)
+DEFAULT_RETRIES = 2
 PIPELINE_DEPTH = 2  # requests in flight to a one-slot server: the one it works on and the next
 FIRST_SEND_GAP_S = 0.02  # before sending a batch's second request, so the two cannot arrive swapped
 
@@ -62,11 +64,16 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, model: str | None = None, *, base_url: str, api_key: str | None = None,
-                 tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = 600.0,
-                 retries: int = 3, max_concurrency: int = 64, chat: bool = False, slots: int | None = None) -> None:
+                 tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 retries: int = DEFAULT_RETRIES, max_concurrency: int = 64, chat: bool = False,
+                 slots: int | None = None) -> None:
+        if not timeout_s > 0 or isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise TTScaleError(f"timeout must be positive and retries a count, got {timeout_s!r} and {retries!r}",
+                               "pass e.g. --timeout 120 --retries 2")
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.timeout = httpx.Timeout(timeout_s, connect=10.0)
+        self.timeout_s = float(timeout_s)
+        self.timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         self.retries = retries
         self.max_concurrency = max_concurrency
         listed = None if model else self._served_model()
@@ -223,8 +230,8 @@ class OpenAIBackend:
         attempt = 0
         while True:
             try:
-                async with sem:
-                    r = await client.post(url, json=body)
+                async with sem:  # the whole attempt is bounded: httpx's read timeout restarts on every byte
+                    r = await asyncio.wait_for(client.post(url, json=body), self.timeout_s)
                 if r.status_code >= 400 and isinstance(body.get("prompt"), list) and "prompt" in r.text:
                     # This server wants text prompts (requests already in flight find out here too). Not
                     # a retry: the same request again, in the form this server takes.
@@ -238,14 +245,37 @@ class OpenAIBackend:
                 if r.status_code >= 400:
                     raise TTScaleError(f"the server at {self.base_url} answered {r.status_code}: {r.text[:200]}",
                                        "check --model and the server's log")
-                return r.json()
-            except httpx.TransportError as e:
+                return self._checked(r, n)
+            except (httpx.TransportError, asyncio.TimeoutError) as e:
                 if attempt < self.retries:
                     await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
                     attempt += 1
                     continue
-                raise TTScaleError(f"cannot reach the server at {self.base_url} ({type(e).__name__})",
-                                   "start the server or fix --base-url") from None
+                what = (f"no complete answer within {self.timeout_s:g} s" if isinstance(e, (asyncio.TimeoutError, httpx.TimeoutException))
+                        else f"cannot reach it ({type(e).__name__})")
+                raise TTScaleError(f"the server at {self.base_url}: {what}, {self.retries + 1} tries",
+                                   "check that the server is up and not overloaded, or raise --timeout / --retries") from None
+
+    def _checked(self, r: httpx.Response, n: int) -> dict[str, Any]:
+        """The reply's JSON, when it is a completions reply with at least one usable choice."""
+        where = f"the server at {self.base_url}"
+        try:
+            data = r.json()
+        except ValueError:
+            raise TTScaleError(f"{where} answered {r.status_code} with a body that is not JSON: {r.text[:80]!r}",
+                               "point --base-url at an OpenAI-compatible API (it usually ends in /v1)") from None
+        if not isinstance(data, dict):
+            raise TTScaleError(f"{where} answered with JSON that is not an object ({type(data).__name__})",
+                               "point --base-url at an OpenAI-compatible API (it usually ends in /v1)")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not all(
+                isinstance(c, dict) and (isinstance(c.get("text"), str) or isinstance(c.get("message"), dict))
+                for c in choices):
+            raise TTScaleError(f"{where} answered without usable choices: {r.text[:120]!r}",
+                               "point --base-url at an OpenAI-compatible completions API, and check the server's log")
+        if not isinstance(data.get("usage") or {}, dict):
+            data["usage"] = {}
+        return data
 
     def _prompt(self, ids: tuple[int, ...]) -> list[int] | str:
         return list(ids) if self.prompt_as_ids else self.tokenizer.decode(ids, special=True)

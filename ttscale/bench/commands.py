@@ -32,6 +32,8 @@ def bench(
     backend: Optional[str] = typer.Option(None, "--backend", help="llamacpp | vllm | openai | transformers"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible server for --backend openai (key: $TTSCALE_API_KEY)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer for --backend openai."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="--backend openai: seconds for one HTTP attempt (default 120)."),
+    retries: Optional[int] = typer.Option(None, "--retries", help="--backend openai: retries after a failed attempt (default 2)."),
     context_length: Optional[int] = typer.Option(None, "--context-length"),
     verifier: Optional[str] = typer.Option(None, "--verifier", help="Process verifier of step-level strategies (arith_steps | self_judge | prm)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
@@ -53,6 +55,10 @@ def bench(
     from ttscale.bench.run import run_bench
     from ttscale.cli import stdout_to_stderr
 
+    if timeout is not None and not timeout > 0:
+        raise TTScaleError(f"--timeout must be positive, got {timeout}", "pass e.g. --timeout 120")
+    if retries is not None and retries < 0:
+        raise TTScaleError(f"--retries must be 0 or more, got {retries}", "pass e.g. --retries 2")
     for flag, value in (("--limit", limit), ("--n", n), ("--max-tokens", max_tokens), ("--max-inflight", max_inflight),
                         ("--ray-actors", ray_actors), ("--ray-cpus-per-actor", ray_cpus)):
         if value is not None and value < 1:
@@ -60,6 +66,7 @@ def bench(
     flags = {
         "dataset": dataset, "limit": limit, "n": n, "data_dir": data_dir, "split": split, "model": model, "backend": backend,
         "base_url": base_url, "tokenizer": tokenizer, "context_length": context_length, "verifier": verifier,
+        "timeout_s": timeout, "retries": retries,
         "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "max_inflight": max_inflight,
         "strategies": [s.strip() for s in strategies.split(",") if s.strip()] if strategies is not None else None,
         "budgets": parse_int_list("--budgets", budgets, minimum=1) if budgets is not None else None,

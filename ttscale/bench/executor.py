@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 from eval_sets import Problem
 from ttscale.bench.config import BenchConfig
 from ttscale.bench.grid import WorkItem
+from ttscale.bench.manifest import record_stamp
 from ttscale.bench.outcomes import Grader, make_records
 from ttscale.engine import Engine, PreparedPrompt
 from ttscale.ledger import Ledger
@@ -84,8 +85,10 @@ class GridExecutor:
             spec = self.config.strategy(e.item.label)
             records = make_records(e.item, self.problems[e.item.problem_id], spec.strategy, e.job.outcome,  # type: ignore[arg-type]
                                    e.job.ledger, e.seconds, self.grader)
+            stamp = record_stamp(self.config, self.problems[e.item.problem_id])
             for rec in records:
                 rec["worker"] = self.worker
+                rec.update(stamp)
             yield Finished(e.item, records, e.job.ledger.generated_tokens)
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[Finished]:
@@ -95,6 +98,10 @@ class GridExecutor:
         scheduler = Scheduler(self.engine.backend, self.engine.scorer)
         self.totals = scheduler.totals
         limit = self.config.max_inflight
+        if getattr(self.engine.backend, "slots", None) == 1:
+            # A one-sequence backend serves a round's prompts one after another: admitting one run at a
+            # time costs nothing there, and each cell is written (and safe) the moment it finishes.
+            limit = 1
         while queue or live:
             instant: list[_Live] = []
             while queue and (not live or inflight + queue[0].run_budget <= limit):

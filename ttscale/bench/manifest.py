@@ -34,6 +34,26 @@ def problem_hash(p: Problem) -> str:
     return hashlib.sha256(p.canonical_json().encode("utf-8")).hexdigest()[:12]
 
 
+def record_stamp(config: BenchConfig, problem: Problem) -> dict[str, str]:
+    """What every record carries to say what made it: the run's settings hash and its problem's hash, so a
+    folder whose manifest is lost still cannot mix records of different configs."""
+    return {"settings_hash": config.settings_hash(), "problem_hash": problem_hash(problem)}
+
+
+def foreign_records(folder: Path, manifest: dict[str, Any]) -> tuple[int, int]:
+    """(records made under other settings or other problems, records that carry no stamp) in `folder`."""
+    from ttscale.bench.records import read_records
+
+    other = unstamped = 0
+    for rec in read_records(folder / RECORDS_FILE).records:
+        if "settings_hash" not in rec:
+            unstamped += 1
+        elif rec["settings_hash"] != manifest["settings_hash"] or \
+                manifest["problems"].get(rec.get("problem_id"), rec.get("problem_hash")) != rec.get("problem_hash"):
+            other += 1
+    return other, unstamped
+
+
 def package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -146,9 +166,20 @@ def claim_folder(folder: Path, manifest: dict[str, Any], *, force: bool, argv: l
         else:
             action = "superseded"
             _supersede(folder, old.get("config_hash", "unknown"))
-    elif force and (folder / RECORDS_FILE).exists():
-        action = "superseded"  # records with no manifest: nobody can say what they are
-        _supersede(folder, "unknown")
+    elif _has_records(folder):  # records with no manifest: their stamps say whether they are this run's
+        other, unstamped = foreign_records(folder, manifest)
+        if (other or unstamped) and not force:
+            why = f"{other} record(s) made with a different config" if other else \
+                f"{unstamped} record(s) that do not say which config made them"
+            raise TTScaleError(
+                f"{folder} has no manifest.json and holds {why}",
+                "rerun with the settings that made them to resume, pick another --out, or pass --force "
+                "(moves the records to superseded/)")
+        if other or unstamped:
+            action = "superseded"
+            _supersede(folder, "unknown")
+        else:
+            action = "resume"
     manifest["history"].append({"started_at": _now(), "action": action, "host": socket.gethostname(),
                                 "pid": os.getpid(), "argv": argv if argv is not None else sys.argv[1:]})
     write_manifest(folder, manifest)

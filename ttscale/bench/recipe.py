@@ -63,7 +63,8 @@ SECTION_OF = {
     "temperature": ("sampling", "temperature"), "top_p": ("sampling", "top_p"),
     "max_tokens": ("sampling", "max_tokens"), "system_prompt": ("sampling", "system_prompt"),
     "context_length": ("backend_options", "context_length"), "base_url": ("backend_options", "base_url"),
-    "tokenizer": ("backend_options", "tokenizer"),
+    "tokenizer": ("backend_options", "tokenizer"), "timeout_s": ("backend_options", "timeout_s"),
+    "retries": ("backend_options", "retries"),
 }
 
 
