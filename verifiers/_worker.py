@@ -66,9 +66,33 @@ def verify_texts(gold: str, pred: str, options: Options = ()) -> bool:
     )
 
 
+RELATIVE_TOLERANCE = 1e-6
+
+
 def verify_answers(gold: str, pred: str) -> bool:
-    """Compare two bare extracted answers (no ``$``): wrap each as inline math first."""
-    return verify_texts(_as_math(gold), _as_math(pred))
+    """Compare two bare extracted answers (no ``$``): wrap each as inline math first.
+
+    math-verify rounds numbers to 6 decimal places, an absolute tolerance under which 1e-7 and 2e-7 are
+    equal. When both answers parse to plain numbers, "equal" must also hold relatively (1e-6)."""
+    if not verify_texts(_as_math(gold), _as_math(pred)):
+        return False
+    a, b = _number(gold), _number(pred)
+    if a is None or b is None or a == b:
+        return True
+    return abs(a - b) <= RELATIVE_TOLERANCE * max(abs(a), abs(b))
+
+
+def _number(answer: str) -> float | None:
+    """The answer's value when math-verify parses it to a single plain number, else None."""
+    try:
+        import sympy
+
+        parsed = _parse(_as_math(answer), None)
+        if parsed and isinstance(parsed[0], sympy.Number) and parsed[0].is_finite:
+            return float(parsed[0])
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return None
 
 
 def _as_math(answer: str) -> str:
