@@ -1,4 +1,5 @@
-"""The shipped lab model `lab:arith`, the transformers backend running it, and its training script."""
+"""The shipped lab models `lab:arith` (policy) and `lab:arith-prm`, the backends running them, and their
+training scripts."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from ttscale.lab.evaluate import answers, held_out  # noqa: E402
 from ttscale.requests import GenRequest, Sampling  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shipped weights measure 0.90 on these 50 problems (0.92 on 100): the floor leaves room for CPU
-# floating-point differences to flip a close argmax or two. benchmarks/lab_model_profile.py has the rest.
-LEVEL1_GREEDY_FLOOR = 0.85
+# Floors the shipped weights meet on small fixed samples (measured values in the comments), with room for
+# CPU floating-point differences to flip a close argmax or two. benchmarks/lab_model_profile.py has the rest.
+LEVEL1_GREEDY_FLOOR = {"train": 0.85, "heldout": 0.80}  # measured: FILL
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +38,38 @@ def _prompt(backend, problem: str) -> tuple[int, ...]:
     return tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": problem}]))
 
 
-def test_shipped_folder_is_complete_and_small() -> None:
+def test_shipped_folders_are_complete_and_small() -> None:
     folder = resolve_lab_model("lab:arith")
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "generation_config.json", "ttscale.json"):
+                 "generation_config.json", "ttscale.json", "lab_train.json"):
         assert (folder / name).is_file(), name
-    assert sum(f.stat().st_size for f in folder.iterdir()) < 20e6
     assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
     assert json.loads((folder / "ttscale.json").read_text())["step_delimiter"] == "\n\n"
+    prm = resolve_lab_model("lab:arith-prm")
+    assert json.loads((prm / "config.json").read_text())["architectures"] == ["Qwen2ForProcessRewardModel"]
+    total = sum(f.stat().st_size for d in (folder, prm) for f in d.iterdir())
+    assert total < 50e6, total
 
 
 def test_unknown_lab_model_lists_the_known_ones() -> None:
-    with pytest.raises(TTScaleError, match="lab:arith"):
+    with pytest.raises(TTScaleError, match="lab:arith, lab:arith-prm"):
         resolve_lab_model("lab:nope")
+
+
+def test_missing_or_damaged_weights_name_the_file_and_the_train_command(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    import ttscale.lab as lab
+
+    copy = tmp_path / "arith"
+    shutil.copytree(resolve_lab_model("lab:arith"), copy)
+    monkeypatch.setitem(lab.LAB_MODELS, "arith", copy)
+    (copy / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(TTScaleError, match="damaged.*python -m ttscale.lab.train --out"):
+        resolve_lab_model("lab:arith")
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(TTScaleError, match="missing .*model.safetensors.*python -m ttscale.lab.train --out"):
+        resolve_lab_model("lab:arith")
 
 
 def test_tokenizer_splits_digits_and_templates_the_prompt(backend) -> None:
@@ -58,19 +78,23 @@ def test_tokenizer_splits_digits_and_templates_the_prompt(backend) -> None:
     assert [p for p in pieces if any(ch.isdigit() for ch in p)] == ["1", "4", "7", "3", "1", "5", "0"]
     text = tok.decode(list(_prompt(backend, "Q?")))
     assert text == "<s><|user|>\nQ?\n<|assistant|>\n"
-    assert backend.context_length == 512
+    assert backend.context_length == 2048
+    for word in ("Yes", "No"):  # P(True) and P(IK) read one token's probability
+        assert len(tok.encode(word, add_special_tokens=False)) == 1
 
 
-def test_greedy_level1_accuracy_floor(backend) -> None:
-    """50 held-out level-1 problems (arith seed 0, never trained on): the shipped model clears the floor."""
-    rows = held_out(1, 50)
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_greedy_level1_accuracy_floor(backend, split) -> None:
+    """50 level-1 evaluation problems (arith seed 0, never trained on), of the training families and of the
+    held-out families (sentence structures never trained on): the shipped model clears the floor."""
+    rows = held_out(1, 50, split=split)
     got = answers(backend, rows, n=1, temperature=0.0)
     accuracy = sum(a[0] == r["answer"] for a, r in zip(got, rows)) / len(rows)
-    assert accuracy >= LEVEL1_GREEDY_FLOOR, accuracy
+    assert accuracy >= LEVEL1_GREEDY_FLOOR[split], accuracy
 
 
 def test_greedy_output_is_a_stepwise_solution(backend) -> None:
-    row = held_out(2, 1)[0]
+    row = held_out(2, 1, split="heldout")[0]
     [res] = backend.generate([GenRequest(_prompt(backend, row["problem"]), 1, Sampling(temperature=0, max_tokens=256))])
     c = res.completions[0]
     assert c.finish_reason == "stop"  # ended with EOS

@@ -34,8 +34,8 @@ class _Row:
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model: str | None = None, *, dtype: str = "float32", threads: int | None = None,
-                 max_batch: int = 64, **_: Any) -> None:
+    def __init__(self, model: str | None = None, *, dtype: str = "auto", threads: int | None = None,
+                 max_batch: int = 64, device: str = "auto", **_: Any) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -48,7 +48,14 @@ class TransformersBackend:
         self._torch = torch
         self.hf_tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.tokenizer = HFTokenizer(self.hf_tokenizer)
-        self.lm = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype)).eval()
+        # device "auto": the GPU when there is one. dtype "auto": bf16 there, fp32 on the CPU (exact logprobs).
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if device == "auto" else device))
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+            raise TTScaleError(f"unknown dtype {dtype!r}", "pass auto, float32, bfloat16 or float16")
+        self.lm = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype)).to(self.device).eval()
         self.context_length = int(getattr(self.lm.config, "max_position_embeddings", 2048))
         self.max_batch = max_batch
         eos = self.lm.generation_config.eos_token_id
@@ -99,6 +106,7 @@ class TransformersBackend:
             ids[b, width - len(row.prompt):] = torch.tensor(row.prompt, dtype=torch.long)
             mask[b, width - len(row.prompt):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
         temps = torch.tensor([requests[r.req].sampling.temperature for r in rows], dtype=torch.float32)
         top_ps = torch.tensor([requests[r.req].sampling.top_p for r in rows], dtype=torch.float32)
         limits = [min(requests[r.req].sampling.max_tokens, self.context_length - len(r.prompt)) for r in rows]
@@ -114,7 +122,7 @@ class TransformersBackend:
                 out = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions,
                               past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                logits = out.logits[:, -1, :].float()
+                logits = out.logits[:, -1, :].float().cpu()  # sampling on the CPU: per-request generators
                 logp = torch.log_softmax(logits, dim=-1)
                 nxt = _choose(logits, temps, top_ps, groups, gens, torch)
                 for b, row in enumerate(rows):
@@ -126,8 +134,8 @@ class TransformersBackend:
                     self._check_finished(row, requests[row.req], limits[b])
                 if all(row.finish is not None for row in rows):
                     break
-                ids = nxt.unsqueeze(1)
-                mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
+                ids = nxt.unsqueeze(1).to(self.device)
+                mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long, device=self.device)], dim=1)
                 positions = positions[:, -1:] + 1
 
     def _check_finished(self, row: _Row, req: GenRequest, limit: int) -> None:

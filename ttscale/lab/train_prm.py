@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eval_sets.arith import LEVELS, claim_is_correct, extract_answer, generate, parse_claim, solution_steps
+from eval_sets.arith import LEVELS, claim_is_correct, extract_answer, generate, make_problem, parse_claim, solution_steps
 
 PRM_SEED_BASE = 5000  # sampled problems come from train-split arith seeds >= 5000 (never evaluated on)
 
@@ -84,6 +84,19 @@ def sample_solutions(policy: str, cfg: PRMTrainConfig, seed: int, backend: str) 
         return out
     finally:
         getattr(b, "close", lambda: None)()
+
+
+def generator_solutions(n: int, seed: int) -> list[tuple[str, str]]:
+    """(problem, solution) pairs from the arith generator, half of them with a slip."""
+    from ttscale.lab.data import slipped_solution
+
+    rng = np.random.default_rng([seed, 5])
+    out = []
+    for i in range(n):
+        problem = make_problem(PRM_SEED_BASE + seed, LEVELS[i % len(LEVELS)], i // len(LEVELS))
+        solved = slipped_solution(problem, rng) if i % 2 else None
+        out.append((problem.text, (solved or problem.solve())[0]))  # type: ignore[index]
+    return out
 
 
 def build_prm(policy: str, tok):
@@ -149,6 +162,9 @@ def train(out: Path, policy: str, seed: int = 0, cfg: PRMTrainConfig = PRMTrainC
     tok.add_tokens([QWEN_TAG], special_tokens=True)
     fmt = make_format("qwen", tok, str(out))
     data = encode(fmt, tok, pairs, cfg.max_tokens + 512)
+    if not any(d[2] for d in data):  # an untrained policy (tests) writes nothing checkable
+        print("the policy's samples hold no checkable steps: training on generator solutions with slips", flush=True)
+        data = encode(fmt, tok, generator_solutions(cfg.problems * cfg.samples, seed), cfg.max_tokens + 512)
     labels = [v for d in data for v in d[2]]
     print(f"data: {len(data)} solutions, {len(labels)} labeled steps, {1 - sum(labels) / max(1, len(labels)):.3f} bad",
           flush=True)
