@@ -122,3 +122,23 @@ def test_waiting_for_a_busy_worker_counts_in_the_deadline() -> None:
 ])
 def test_prose_is_no_answer(text, answer) -> None:
     assert extract_answer(text) == answer
+
+
+def test_review_edge_cases() -> None:
+    assert exact_value(r"2\frac{1}{2}") is None  # a mixed number: not a product, math-verify decides
+    assert exact_value(r"\frac{1}{" * 1500 + "2" + "}" * 1500) is None  # too deep: refused, no crash
+    assert exact_equal(r"\frac{1}{300}", "0.00") is False  # a rounded zero matches nothing
+    assert exact_equal(r"\frac{100}{3}", r"33.33\%") is True  # places counted on the number itself
+    with AnswerChecker(workers=1, deadline_s=2.0) as c:
+        assert c.cluster([r"\frac{1}{3}", "0.333", "0.33", "0.34"]) == [0, 0, 0, 1]
+        assert c.stats().pool_calls == 0
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("the answer is:\n$$\n42\n$$", "42"),
+    ("so the answer is 42. Check: the answer is consistent with the data.", "42"),
+    ("The answer is correct.", None),
+    ("The answer is sqrt(2).", "sqrt(2)"),
+])
+def test_answer_is_edge_cases(text, answer) -> None:
+    assert extract_answer(text) == answer

@@ -44,6 +44,7 @@ class Message(BaseModel):
 
 
 Count = Annotated[StrictInt, Field(ge=1)]  # booleans are not counts: `budget: true` is refused
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # numbers, not "0.7" or true
 
 
 class TTScaleOptions(BaseModel):
@@ -51,7 +52,7 @@ class TTScaleOptions(BaseModel):
     strategy: str = "best_of_n"
     budget: Count = 4
     verifier: str | None = None
-    deadline_s: float | None = Field(None, gt=0)
+    deadline_s: Annotated[Number, Field(gt=0)] | None = None
     aggregate: str | None = None
     beam_width: Count | None = None
 
@@ -60,8 +61,8 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = None
     messages: list[Message] = Field(min_length=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    temperature: Annotated[Number, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[Number, Field(gt=0, le=1)] | None = None
     max_tokens: Count | None = None
     max_completion_tokens: Count | None = None
     seed: Annotated[StrictInt, Field(ge=0, lt=2**63)] | None = None
@@ -69,6 +70,10 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     stream: StrictBool | None = False
     ttscale: TTScaleOptions = Field(default_factory=TTScaleOptions)
+
+
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
@@ -117,8 +122,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         chunks, size = [], 0
+        end = asyncio.get_running_loop().time() + BODY_TIMEOUT_S
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, end - asyncio.get_running_loop().time()))
+            except asyncio.TimeoutError:
+                await error(408, f"request body not received within {BODY_TIMEOUT_S:g} s")(scope, receive, send)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -175,7 +185,7 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
         if len(body) > max_body_bytes:
             return error(413, f"request body over {max_body_bytes} bytes")
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_no_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return error(400, f"malformed JSON: {e}")
         except RecursionError:
@@ -237,6 +247,7 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
 
 
 HEADER_TIMEOUT_S = 10.0  # a connection must have sent a whole request head by then
+BODY_TIMEOUT_S = 30.0  # and, after its head, its whole body
 
 
 def header_timeout_protocol() -> type:
@@ -249,10 +260,17 @@ def header_timeout_protocol() -> type:
     class HeaderTimeoutH11(H11Protocol):
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self.loop.call_later(HEADER_TIMEOUT_S, self._no_request_head)
+            self._arm(None)
 
-        def _no_request_head(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm(self.cycle)  # the next request's head has the same time to arrive
+
+        def _arm(self, cycle: Any) -> None:
+            self.loop.call_later(HEADER_TIMEOUT_S, self._no_request_head, cycle)
+
+        def _no_request_head(self, cycle: Any) -> None:
+            if self.cycle is cycle and not self.transport.is_closing():  # no new request began since
                 self.transport.close()
 
     return HeaderTimeoutH11

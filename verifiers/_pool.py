@@ -191,6 +191,9 @@ class DeadlinePool:
         worker = self._take_idle(end)
         if worker is None:
             return False, f"no worker free within {deadline_s}s"
+        if end - time.monotonic() < min(0.25 * deadline_s, 0.5):  # too little left to run it fairly
+            self._idle.put(worker)
+            return False, "no time left after waiting for a worker"
         healthy = False
         try:
             try:

@@ -79,17 +79,18 @@ def verify_answers(gold: str, pred: str) -> bool:
     a, b = _number(gold), _number(pred)
     if a is None or b is None or a == b:
         return True
-    return abs(a - b) <= RELATIVE_TOLERANCE * max(abs(a), abs(b))
+    return bool(abs(a - b) <= RELATIVE_TOLERANCE * max(abs(a), abs(b)))
 
 
-def _number(answer: str) -> float | None:
-    """The answer's value when math-verify parses it to a single plain number, else None."""
+def _number(answer: str) -> Any:
+    """The answer's exact sympy value when math-verify parses it to a single plain number, else None
+    (exact: floats would overflow to inf or underflow to 0 and compare equal)."""
     try:
         import sympy
 
         parsed = _parse(_as_math(answer), None)
         if parsed and isinstance(parsed[0], sympy.Number) and parsed[0].is_finite:
-            return float(parsed[0])
+            return sympy.Rational(parsed[0])
     except (TypeError, ValueError, OverflowError):
         pass
     return None

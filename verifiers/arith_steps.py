@@ -75,6 +75,15 @@ class Claim:
     ok: bool
     text: str
     value: Fraction | None = None  # the right side's exact value
+    left_value: Fraction | None = None
+
+    def reached(self) -> frozenset[Fraction]:
+        """Values a final answer may state after this claim: either side (`10/3 ≈ 3.33` reaches both),
+        and a percentage's number (`15/60 = 25%` reaches 25)."""
+        vals = {v for v in (self.value, self.left_value) if v is not None}
+        if self.value is not None and "%" in self.right:
+            vals.add(self.value * 100)
+        return frozenset(vals)
 
 
 @dataclass
@@ -118,12 +127,6 @@ def step_score(text: str, true_score: float = TRUE_SCORE, false_score: float = F
     if not claims:
         return neutral_score
     return false_score if any(not c.ok for c in claims) else true_score
-
-
-def last_claim_value(text: str) -> Fraction | None:
-    """The value a step's last claim arrives at (its right side), or None without a claim."""
-    claims = find_claims(text)
-    return claims[-1].value if claims else None
 
 
 def stated_answer_value(step: str) -> Fraction | None:
@@ -220,7 +223,7 @@ def _check_run(run: list[_Tok], before: _Tok | None, after: _Tok | None, prev: _
         a, b = sides[k], sides[k + 1]
         if a is None or b is None or a.value is None or b.value is None:
             continue
-        claims.append(Claim(a.text, b.text, _holds(a, b, approximate=rel == "≈"), source, b.value))
+        claims.append(Claim(a.text, b.text, _holds(a, b, approximate=rel == "≈"), source, b.value, a.value))
     return claims
 
 
@@ -413,12 +416,12 @@ class ArithStepsVerifier:
                 raise TTScaleError(f"arith_steps {name} must lie in [0, 1], got {value!r}", f"pass {name} between 0 and 1")
         self.scores = (float(true_score), float(false_score), None if neutral_score is None else float(neutral_score))
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[float | None, Fraction | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float | None, frozenset[Fraction] | None]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def _step(self, step: str) -> tuple[float | None, Fraction | None]:
-        """(score on its own, value of its last claim), cached by step text."""
+    def _step(self, step: str) -> tuple[float | None, frozenset[Fraction] | None]:
+        """(score on its own, the values its last claim reached), cached by step text."""
         cached = self._cache.get(step)
         if cached is not None:
             self.hits += 1
@@ -427,7 +430,7 @@ class ArithStepsVerifier:
         self.misses += 1
         claims = find_claims(step)
         true, false, neutral = self.scores
-        entry = (false if any(not c.ok for c in claims) else true, claims[-1].value) if claims else (neutral, None)
+        entry = (false if any(not c.ok for c in claims) else true, claims[-1].reached()) if claims else (neutral, None)
         self._cache[step] = entry
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -441,16 +444,16 @@ class ArithStepsVerifier:
         """Scores of a solution's steps in order; a claim-free answer line is checked against the value
         the claims before it arrived at."""
         out: list[float | None] = []
-        reached: Fraction | None = None
+        reached: frozenset[Fraction] | None = None
         true, false, _ = self.scores
         for step in steps:
-            score, value = self._step(step)
-            if value is not None:
-                reached = value
-            elif reached is not None:
+            score, values = self._step(step)
+            if values is not None:
+                reached = values
+            elif reached:
                 stated = stated_answer_value(step)
                 if stated is not None:
-                    score = true if stated == reached else false
+                    score = true if stated in reached else false
             out.append(score)
         return out
 

@@ -9,6 +9,7 @@ does not finish in ``deadline_s`` is ``None`` (undecided), never a hang.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import re
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 from verifiers import _worker
 from verifiers._pool import DeadlinePool
-from verifiers.exact import exact_equal, exact_value
+from verifiers.exact import exact_equal, exact_value, values_agree
 from verifiers.extract import extract_answer, normalize
 
 # Longer answers are not sent to math-verify: parsing 100 kB of LaTeX is where the time goes. Long
@@ -149,8 +150,8 @@ class AnswerChecker:
         """
         end = time.monotonic() + self.cluster_deadline_s
         by_form: dict[str, int] = {}
-        by_value: dict[Any, int] = {}  # exact numeric value -> cluster: no pool call at all
         reps: list[str] = []
+        rep_values: list[Any] = []  # each representative's exact value (None: not a plain number)
         ids: list[int | None] = []
         for answer in answers:
             if answer is None:
@@ -159,16 +160,17 @@ class AnswerChecker:
             form = normalize(answer)
             if form not in by_form:
                 value = exact_value(form)
-                match = by_value.get(value[0]) if value is not None else None
+                match = None
+                if value is not None:  # numbers: decided in-process against every numeric representative
+                    match = next((k for k, rv in enumerate(rep_values) if rv is not None and values_agree(rv, value)), None)
                 if match is None:
-                    todo = [(k, rep) for k, rep in enumerate(reps) if value is None or exact_value(normalize(rep)) is None]
-                    verdicts = self.check_many([(rep, answer) for _, rep in todo], end=end) if todo else []
-                    match = next((todo[i][0] for i, v in enumerate(verdicts) if v is True), None)
+                    todo = [k for k, rv in enumerate(rep_values) if value is None or rv is None]
+                    verdicts = self.check_many([(reps[k], answer) for k in todo], end=end) if todo else []
+                    match = next((todo[i] for i, v in enumerate(verdicts) if v is True), None)
                 if match is None:
                     match = len(reps)
                     reps.append(answer)
-                if value is not None:
-                    by_value.setdefault(value[0], match)
+                    rep_values.append(value)
                 by_form[form] = match
             ids.append(by_form[form])
         return ids
@@ -191,13 +193,13 @@ class AnswerChecker:
         pool, threads = self._ensure_pool()
 
         def one(task: tuple[Any, tuple]) -> bool | None:
-            key, texts = task[1], task[1][:2]  # the whole call (options included); its two answers
+            key, texts = _key(task[1]), task[1][:2]  # the whole call (options included); its two answers
             with self._lock:
                 if key in self._verdicts:
                     self._verdicts.move_to_end(key)
                     self._stats.decided_up_front += 1
                     return self._verdicts[key]
-                if any(x in self._slow for x in texts):
+                if texts[1] in self._slow:
                     self._stats.undecided += 1
                     return None
             start = time.perf_counter()
@@ -214,14 +216,20 @@ class AnswerChecker:
                     _remember(self._verdicts, key, bool(value), self.cache_size)
                     for x in texts:
                         _remember(self._good, x, None, self.cache_size)
-                elif str(value).startswith("deadline") and texts[1] not in self._good:
-                    # The worker ran it and ran out of time: blame the prediction (references are the
-                    # dataset's own answers), unless it has been handled in time before.
+                elif str(value).startswith("deadline") and left >= self.deadline_s and texts[1] not in self._good:
+                    # The worker ran it for a full deadline and ran out of time: blame the prediction
+                    # (references are the dataset's own answers), unless it was handled in time before.
                     _remember(self._slow, texts[1], None, self.cache_size)
             return bool(value) if ok else None
 
         results = iter(threads.map(one, todo) if len(todo) > 1 else [one(todo[0])])
         return [next(results) if isinstance(t, tuple) else t for t in tasks]
+
+
+def _key(args: tuple) -> Any:
+    """A cache key for a call: the call itself when short, a digest of it when long (bounded memory)."""
+    text = repr(args)
+    return args if len(text) <= 512 else hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 def _remember(cache: OrderedDict, key: Any, value: Any, size: int) -> None:

@@ -12,12 +12,13 @@ intervals) goes to math-verify.
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
 MAX_CHARS = 20_000  # longer answers are not parsed here (math-verify may still try, or undecided)
 MAX_DIGITS = 400  # per literal
-MAX_BITS = 200_000  # of any intermediate numerator or denominator
+MAX_BITS = 40_000  # of any intermediate numerator or denominator (2000! has about 19,000)
 MAX_FACTORIAL = 2_000
 MAX_EXPONENT = 10_000
 MAX_DEPTH = 60
@@ -40,11 +41,12 @@ class NotExact(Exception):
     """The answer is not a plain numeric expression, or it is too big to evaluate."""
 
 
-def exact_value(answer: str) -> tuple[Fraction, bool] | None:
-    """(value, written as a decimal) of a numeric answer, or None when it is not one (or too big).
+@functools.lru_cache(maxsize=4096)
+def exact_value(answer: str) -> tuple[Fraction, int | None] | None:
+    """(value, decimal places) of a numeric answer, or None when it is not one (or too big).
 
-    "written as a decimal": the answer is a single decimal literal with a fractional part, so it may
-    stand for a rounded value."""
+    Decimal places are given when the answer is a single decimal literal with a fractional part (so it
+    may stand for a rounded value), else None."""
     if not answer or len(answer) > MAX_CHARS:
         return None
     text = answer.strip().rstrip(".")
@@ -53,7 +55,10 @@ def exact_value(answer: str) -> tuple[Fraction, bool] | None:
     text = text.strip()
     if text.endswith("%"):  # a trailing percent sign is a unit, as graders read "10\\%" and "10" alike
         text = text[:-1]
-    text = _expand_frac(text)
+    try:
+        text = _expand_frac(text)
+    except RecursionError:
+        return None
     if text is None:
         return None
     text = text.replace("{", "(").replace("}", ")")
@@ -74,16 +79,23 @@ def exact_value(answer: str) -> tuple[Fraction, bool] | None:
         value = parser.parse()
     except (NotExact, ZeroDivisionError, ValueError, OverflowError, RecursionError):
         return None
-    decimal = len(tokens) == 1 and "." in tokens[0] or (len(tokens) == 2 and tokens[0] == "-" and "." in tokens[1])
-    return value, decimal
+    literal = tokens[-1] if len(tokens) == 1 or (len(tokens) == 2 and tokens[0] == "-") else ""
+    places = len(literal.split(".", 1)[1]) if "." in literal else None
+    return value, places or None
 
 
-def _expand_frac(text: str) -> str | None:
-    """`\\frac{a}{b}` -> `((a)/(b))`, nested ones too; None on an unbalanced or unknown command."""
-    out = []
+def _expand_frac(text: str, depth: int = 0) -> str | None:
+    """`\\frac{a}{b}` -> `((a)/(b))`, nested ones too; None on an unbalanced or unknown command, on a
+    mixed number (`2\\frac{1}{2}` means 2 + 1/2, not a product: math-verify decides it), or too deep."""
+    if depth > MAX_DEPTH:
+        return None
+    out: list[str] = []
     i = 0
     while i < len(text):
         if text.startswith("\\frac", i):
+            before = "".join(out).rstrip()
+            if before and (before[-1].isdigit() or before[-1] in ").}"):
+                return None
             i += 5
             args = []
             for _ in range(2):
@@ -99,7 +111,7 @@ def _expand_frac(text: str) -> str | None:
                         j += 1
                     if depth:
                         return None
-                    inner = _expand_frac(text[i + 1:j])
+                    inner = _expand_frac(text[i + 1:j], depth + 1)
                     if inner is None:
                         return None
                     args.append(inner)
@@ -232,18 +244,24 @@ def _bounded(v: Fraction) -> Fraction:
 def exact_equal(gold: str, pred: str) -> bool | None:
     """True/False when both answers have exact values, None when either has not (math-verify decides).
 
-    Equal values are equal. Otherwise the only leeway: a decimal written with at least two places
-    agrees with an exact value that is not a decimal (a fraction, an expression) when that value rounds
-    to it at those places (`0.33` for `\\frac{1}{3}`). Two decimals, or two exact values, must be equal:
-    `0.0000001` is not `0.0000002`, and `\\frac{1}{100!}` is not `\\frac{1}{101!}`."""
+    Equal values are equal. Otherwise the only leeway: a decimal written with at least two significant
+    digits agrees with an exact value that is not a decimal (a fraction, an expression) when that value
+    rounds to it at the places it shows (`0.33` for `\\frac{1}{3}`). Two decimals, or two exact values,
+    must be equal: `0.0000001` is not `0.0000002`, and `\\frac{1}{100!}` is not `\\frac{1}{101!}`."""
     a, b = exact_value(gold), exact_value(pred)
     if a is None or b is None:
         return None
-    (va, dec_a), (vb, dec_b) = a, b
+    return values_agree(a, b)
+
+
+def values_agree(a: tuple[Fraction, int | None], b: tuple[Fraction, int | None]) -> bool:
+    """`exact_equal` on two `exact_value` results."""
+    (va, places_a), (vb, places_b) = a, b
     if va == vb:
         return True
-    if dec_a == dec_b:
+    if (places_a is None) == (places_b is None):
         return False
-    written, rounded, exact = (gold, va, vb) if dec_a else (pred, vb, va)
-    places = len(written.strip().rstrip(".").split(".")[-1])
-    return places >= 2 and abs(exact - rounded) * 2 * 10**places <= 1
+    rounded, places, exact = (va, places_a, vb) if places_a is not None else (vb, places_b, va)
+    assert places is not None
+    significant = len(str(abs(rounded.numerator * 10**places // rounded.denominator)))
+    return significant >= 2 and abs(exact - rounded) * 2 * 10**places <= 1

@@ -85,23 +85,35 @@ def _box_argument(text: str, i: int) -> str | None:
 
 
 def _answer_is(text: str) -> str | None:
-    last = None
-    for last in _ANSWER_IS.finditer(text):
-        pass
-    if last is None:
-        return None
-    rest = text[last.end():last.end() + _MAX_ANSWER_CHARS].strip()
-    if rest.startswith("$") and not rest.startswith("$$"):  # "is $5$, so ...": the math span
+    """What follows the last "the answer is" that states an answer (a later "the answer is consistent
+    with ..." is a remark, not a retraction); None when none does."""
+    matches = list(_ANSWER_IS.finditer(text))
+    for m in reversed(matches[-_MAX_BOXES_TRIED:]):
+        answer = _answer_after(text[m.end():m.end() + _MAX_ANSWER_CHARS].strip())
+        if answer is not None and is_math_answer(answer):
+            return answer
+    return None
+
+
+def _answer_after(rest: str) -> str | None:
+    for left, right in (("$$", "$$"), ("\\[", "\\]")):  # display math may span lines
+        if rest.startswith(left):
+            end = rest.find(right, len(left))
+            return _strip_answer(rest[len(left):end]) if end > 0 else None
+    if rest.startswith("$"):  # "is $5$, so ...": the math span
         end = rest.find("$", 1)
         if end > 0:
             return _strip_answer(rest[1:end])
     end = _SENTENCE_END.search(rest)
-    answer = _strip_answer(rest[:end.start()] if end else rest)
-    return answer if answer is not None and is_math_answer(answer) else None
+    return _strip_answer(rest[:end.start()] if end else rest)
 
 
 _TEXT_MACRO = re.compile(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+_MATH_WORDS = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "pi", "max", "min", "gcd",
+               "lcm", "mod", "arcsin", "arccos", "arctan", "infty", "inf"}
+_REMARKS = {"correct", "incorrect", "right", "wrong", "consistent", "valid", "invalid", "clear", "obvious",
+            "above", "below", "same", "different", "unknown", "not"}
 _NOT_ANSWER = re.compile(r"≠|\\neq\b|\\ne\b")
 
 
@@ -112,14 +124,16 @@ def is_math_answer(answer: str) -> bool:
     if _NOT_ANSWER.search(answer):
         return False
     plain = _TEXT_MACRO.sub(lambda m: m.group(1), answer).strip()
-    words = _WORD.findall(plain)
+    words = [w for w in _WORD.findall(plain) if w.lower() not in _MATH_WORDS]
     if not words:
         return True
+    if words[0].lower() in _REMARKS:  # "the answer is correct": a remark about an answer
+        return False
     if _NUMBER_WITH_UNIT.fullmatch(plain.replace(",", "")):
         return True
     if len(words) == 1 and plain.strip("()[]{}.,!? ") == words[0]:
         return True
-    first = _WORD.search(plain)
+    first = next((m for m in _WORD.finditer(plain) if m.group(0).lower() not in _MATH_WORDS), None)
     before = plain[: first.start()] if first else plain
     # Words after math ("12 apples in all", "x = 5 cm") are units or trailing prose; words before any
     # math make the whole thing a sentence.

@@ -35,7 +35,7 @@ def vote_counts(candidates: Iterable[Any], key: str | None = None) -> list[tuple
             first.setdefault(cl, i)
             s = (_get(c, "scores") or {}).get(key) if key else None
             totals[cl] = totals.get(cl, 0.0) + (float(s) if s is not None else 0.0)
-    return sorted(counts.items(), key=lambda kv: (-kv[1], -round(totals[kv[0]], 6), first[kv[0]]))
+    return sorted(counts.items(), key=lambda kv: (-kv[1], -totals[kv[0]], first[kv[0]]))
 
 
 def leader_runner_up(candidates: Sequence[Any]) -> tuple[int, int]:

@@ -186,6 +186,14 @@ class OpenAIBackend:
 
     # -- internals --------------------------------------------------------------------------------------
     async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, req: GenRequest) -> GenResult:
+        try:
+            return await self._one_unchecked(client, sem, req)
+        except (TypeError, ValueError, AttributeError, KeyError) as e:  # a reply whose fields are junk
+            raise TTScaleError(f"the server at {self.base_url} sent a completions reply with malformed fields "
+                               f"({type(e).__name__}: {str(e)[:80]})",
+                               "point --base-url at an OpenAI-compatible completions API") from None
+
+    async def _one_unchecked(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, req: GenRequest) -> GenResult:
         data = await self._post(client, sem, req, req.n, req.sampling.seed)
         choices = list(data.get("choices", []))
         usage = data.get("usage") or {}
@@ -231,7 +239,7 @@ class OpenAIBackend:
         while True:
             try:
                 async with sem:  # the whole attempt is bounded: httpx's read timeout restarts on every byte
-                    r = await asyncio.wait_for(client.post(url, json=body), self.timeout_s)
+                    r = await asyncio.wait_for(client.post(url, json=body), self._attempt_s(n))
                 if r.status_code >= 400 and isinstance(body.get("prompt"), list) and "prompt" in r.text:
                     # This server wants text prompts (requests already in flight find out here too). Not
                     # a retry: the same request again, in the form this server takes.
@@ -255,6 +263,11 @@ class OpenAIBackend:
                         else f"cannot reach it ({type(e).__name__})")
                 raise TTScaleError(f"the server at {self.base_url}: {what}, {self.retries + 1} tries",
                                    "check that the server is up and not overloaded, or raise --timeout / --retries") from None
+
+    def _attempt_s(self, n: int) -> float:
+        """Bound of one attempt: `timeout_s`, times the requests a server may make it queue behind (the one
+        being decoded on a one-slot server, which also decodes n samples one after another)."""
+        return self.timeout_s * (PIPELINE_DEPTH * max(1, n) if self.slots == 1 else 1)
 
     def _checked(self, r: httpx.Response, n: int) -> dict[str, Any]:
         """The reply's JSON, when it is a completions reply with at least one usable choice."""

@@ -75,6 +75,8 @@ def bench(
         "subsample_best_of_n": False if no_subsample else None,
     }
     config = resolve_config(recipe, flags)
+    if (timeout is not None or retries is not None) and config.backend != "openai":
+        raise TTScaleError("--timeout and --retries are for --backend openai", "drop them or add --backend openai")
     if out is None:
         if not config.name:
             raise TTScaleError("no output folder given", "pass --out runs/NAME")

@@ -85,7 +85,7 @@ class GridExecutor:
             spec = self.config.strategy(e.item.label)
             records = make_records(e.item, self.problems[e.item.problem_id], spec.strategy, e.job.outcome,  # type: ignore[arg-type]
                                    e.job.ledger, e.seconds, self.grader)
-            stamp = record_stamp(self.config, self.problems[e.item.problem_id])
+            stamp = record_stamp(self.config, self.problems[e.item.problem_id], e.item.label)
             for rec in records:
                 rec["worker"] = self.worker
                 rec.update(stamp)

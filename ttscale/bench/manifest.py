@@ -34,22 +34,32 @@ def problem_hash(p: Problem) -> str:
     return hashlib.sha256(p.canonical_json().encode("utf-8")).hexdigest()[:12]
 
 
-def record_stamp(config: BenchConfig, problem: Problem) -> dict[str, str]:
-    """What every record carries to say what made it: the run's settings hash and its problem's hash, so a
-    folder whose manifest is lost still cannot mix records of different configs."""
-    return {"settings_hash": config.settings_hash(), "problem_hash": problem_hash(problem)}
+def record_stamp(config: BenchConfig, problem: Problem, label: str) -> dict[str, str]:
+    """What every record carries to say what made it: the run's settings hash, its strategy line's own
+    hash (options, without the budgets) and its problem's hash, so a folder whose manifest is lost still
+    cannot mix records of different configs."""
+    spec = config.to_dict()["strategies"][label]
+    return {"settings_hash": config.settings_hash(), "strategy_hash": strategy_hash(spec),
+            "problem_hash": problem_hash(problem)}
+
+
+def strategy_hash(spec: dict[str, Any]) -> str:
+    line = {k: v for k, v in spec.items() if k != "budgets"}
+    return hashlib.sha256(json.dumps(line, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def foreign_records(folder: Path, manifest: dict[str, Any]) -> tuple[int, int]:
     """(records made under other settings or other problems, records that carry no stamp) in `folder`."""
     from ttscale.bench.records import read_records
 
+    strategies = {label: strategy_hash(spec) for label, spec in manifest["config"]["strategies"].items()}
     other = unstamped = 0
     for rec in read_records(folder / RECORDS_FILE).records:
         if "settings_hash" not in rec:
             unstamped += 1
         elif rec["settings_hash"] != manifest["settings_hash"] or \
-                manifest["problems"].get(rec.get("problem_id"), rec.get("problem_hash")) != rec.get("problem_hash"):
+                manifest["problems"].get(rec.get("problem_id"), rec.get("problem_hash")) != rec.get("problem_hash") or \
+                strategies.get(rec.get("label")) not in (None, rec.get("strategy_hash")):
             other += 1
     return other, unstamped
 

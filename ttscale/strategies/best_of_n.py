@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from ttscale.requests import Generate, Score
 from ttscale.strategies.aggregate import aggregate, check_aggregation
+from ttscale.strategies.steps import aggregate_steps
 from ttscale.strategies.base import Candidate, StrategyGen, Task, register_strategy
 
 LOGPROB_SCORER = "logprob"
@@ -29,7 +30,7 @@ def score_candidates(task: Task, candidates: list[Candidate], scorer: str, compl
     scores = yield Score(verifier=scorer, problem=task.problem, candidates=tuple((c.text,) for c in candidates),
                          options={"unit": "solution"})
     for c, s in zip(candidates, scores):
-        c.scores[scorer] = s[-1] if s else None
+        c.scores[scorer] = aggregate_steps(list(s), "last") if s else None  # "no claim here": neutral, not 0
 
 
 def wave_sizes(budget: int, waves: int) -> list[int]:
