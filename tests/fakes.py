@@ -6,6 +6,7 @@ seed) -> text. Token ids are one id per character so prefixes and lengths stay m
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from ttscale.requests import Completion, GenRequest, GenResult
@@ -60,6 +61,18 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+
+class SlowBackend(FakeBackend):
+    """Each backend call takes `delay` seconds, like a real model would."""
+
+    def __init__(self, script, delay: float) -> None:
+        super().__init__(script)
+        self.delay = delay
+
+    def generate(self, requests):
+        time.sleep(self.delay)
+        return super().generate(requests)
 
 
 class ExactChecker:

@@ -7,24 +7,12 @@ import time
 
 import pytest
 
-from fakes import ExactChecker, FakeBackend
+from fakes import SlowBackend, ExactChecker, FakeBackend
 from ttscale import Engine, TTScaleError
 
 
 def answer_script(prompt_ids, j, seed):
     return f"work \\boxed{{{7 if j else 4}}}"
-
-
-class SlowBackend(FakeBackend):
-    """Each backend call takes `delay` seconds, like a real model would."""
-
-    def __init__(self, script, delay: float) -> None:
-        super().__init__(script)
-        self.delay = delay
-
-    def generate(self, requests):
-        time.sleep(self.delay)
-        return super().generate(requests)
 
 
 def make(backend):

@@ -13,22 +13,10 @@ import time
 import httpx
 import pytest
 
-from fakes import ExactChecker, FakeBackend
+from fakes import ExactChecker, FakeBackend, SlowBackend
 from helpers import free_port
 from ttscale import Engine
 from ttscale.serve import create_app, server_config
-
-
-class SlowBackend(FakeBackend):
-    """Every backend call takes `delay` seconds: a round is long enough to see when spending stops."""
-
-    def __init__(self, script, delay: float) -> None:
-        super().__init__(script)
-        self.delay = delay
-
-    def generate(self, requests):
-        time.sleep(self.delay)
-        return super().generate(requests)
 
 
 def many_steps(prompt_ids, j, seed):
