@@ -113,7 +113,7 @@ def main() -> None:
             rec = {"key": key, "split": split, "level": level, "problems": len(rows),
                    "greedy": sum(g[0] == a for g, a in zip(greedy, gold)) / len(gold),
                    "pass@16": subsample_scores(samples, gold, args.n)[0],
-                   "maj@4": subsample_scores(samples, gold, 4)[1], "maj@16": subsample_scores(samples, gold, 16)[1],
+                   **{f"maj@{k}": subsample_scores(samples, gold, k)[1] for k in (4, 16) if k <= args.n},
                    "seconds": round(time.perf_counter() - t0, 1)}
             append(args.out, rec)
             done[key] = rec
