@@ -35,11 +35,11 @@ PRM_SEED_BASE = 5000  # sampled problems come from train-split arith seeds >= 50
 
 @dataclass(frozen=True)
 class PRMTrainConfig:
-    problems: int = 3000  # per sampling run, spread over levels 1-5
+    problems: int = 1500  # per sampling run, spread over levels 1-5
     samples: int = 4  # per problem, at `temperature`
     temperature: float = 1.0
-    steps: int = 900
-    batch_size: int = 32
+    steps: int = 400
+    batch_size: int = 16
     lr: float = 3e-4
     warmup: int = 50
     max_tokens: int = 512
