@@ -115,3 +115,26 @@ def test_empty_and_too_long_prompts():
         engine.solve("   ")
     with pytest.raises(TTScaleError, match="context"):
         engine.solve("x" * 100)
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"temperature": -1}, "temperature must be between 0 and 10"),
+    ({"top_p": 5}, "top_p must be in"),
+    ({"max_tokens": 0}, "max_tokens must be a positive integer"),
+    ({"stop": [""]}, "stop must be a list of non-empty strings"),
+    ({"budget": 10**9}, "over the limit"),
+])
+def test_bad_sampling_settings_are_refused_before_any_work(kw, needle):
+
+    backend = FakeBackend(lambda p, j, s: "The answer is 2.")
+    engine = Engine(backend=backend, checker=ExactChecker())
+    with pytest.raises(TTScaleError, match=needle):
+        engine.solve("q", **{"budget": 1, **kw})
+    assert backend.calls == []
+
+
+def test_a_stop_string_is_one_stop_string():
+
+    backend = FakeBackend(lambda p, j, s: "The answer is 2.")
+    Engine(backend=backend, checker=ExactChecker()).solve("q", budget=1, stop="answer")
+    assert backend.calls[0][0].sampling.stop == ("answer",)

@@ -215,12 +215,13 @@ class Engine:
     def task(self, prep: PreparedPrompt, budget: int, seed: int, temperature: float, top_p: float,
              max_tokens: int | None, stop: Sequence[str], options: dict[str, Any]) -> Task:
         """The strategy's view of one prepared prompt: sampling, seeded rng, answer extraction, rendering."""
+        check_sampling(temperature, top_p, max_tokens, stop)
         room = self.backend.context_length - len(prep.prompt_ids)
         sampling = Sampling(
             temperature=temperature,
             top_p=top_p,
             max_tokens=min(max_tokens or self.defaults.max_tokens, room),
-            stop=tuple(stop),
+            stop=(stop,) if isinstance(stop, str) else tuple(stop),
         )
         # Per-prompt generator keyed by (seed, problem): the same problem and seed give the same run,
         # wherever the problem sits in a batch.
@@ -245,7 +246,27 @@ class Engine:
         return tuple(self.backend.tokenizer.chat_prompt(messages))
 
 
+MAX_BUDGET = 65_536  # candidates per prompt: past this a typo, not a plan
+
+
 def check_budget(budget: Any) -> int:
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise TTScaleError(f"budget must be a positive integer, got {budget!r}", "pass --budget 1 or more")
+    if budget > MAX_BUDGET:
+        raise TTScaleError(f"budget {budget} is over the limit of {MAX_BUDGET} candidates per prompt",
+                           f"pass --budget {MAX_BUDGET} or less")
     return budget
+
+
+def check_sampling(temperature: Any, top_p: Any, max_tokens: Any, stop: Any) -> None:
+    """Sampling settings a backend would silently misread: refused with the fix, before any work."""
+    number = (int, float)
+    if isinstance(temperature, bool) or not isinstance(temperature, number) or not 0 <= temperature <= 10:
+        raise TTScaleError(f"temperature must be between 0 and 10, got {temperature!r}", "pass e.g. --temperature 0.8")
+    if isinstance(top_p, bool) or not isinstance(top_p, number) or not 0 < top_p <= 1:
+        raise TTScaleError(f"top_p must be in (0, 1], got {top_p!r}", "pass e.g. --top-p 0.95, or 1 to turn it off")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise TTScaleError(f"max_tokens must be a positive integer, got {max_tokens!r}", "pass e.g. --max-tokens 256")
+    stops = (stop,) if isinstance(stop, str) else stop
+    if not isinstance(stops, (list, tuple)) or not all(isinstance(x, str) and x for x in stops):
+        raise TTScaleError(f"stop must be a list of non-empty strings, got {stop!r}", 'pass e.g. stop=["\\n\\n\\n"]')
