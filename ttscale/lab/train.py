@@ -1,6 +1,7 @@
 """Train the lab policy `lab:arith` from scratch on arith problems (CPU, about an hour, deterministic in --seed).
 
-    python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped weights
+    python -m ttscale.lab.train --out /tmp/stage1 --seed 0                               # stage 1 (~70 min)
+    python -m ttscale.lab.train --out ttscale/lab/arith --seed 1 --from /tmp/stage1      # stage 2: shipped
     python -m ttscale.lab.train --out /tmp/tiny --seed 0 --tiny         # seconds, for tests
 
 A small Llama (LlamaForCausalLM, so vLLM loads it as is) with its own BPE tokenizer learns to write one
@@ -59,7 +60,12 @@ class TrainConfig:
     max_train_tokens: int = 1536  # longer examples (a few synthesis prompts) are left out
     bf16: bool = True
     exclude_eval: bool = True
+    init: str = ""  # continue from this model folder (its weights and tokenizer): a second training stage
 
+
+# The second stage of the shipped weights: from the first stage's folder, more arithmetic drills and
+# problems at a lower learning rate (the first stage reads problems well but adds badly).
+STAGE2 = dict(steps=550, drill_steps=300, curriculum_steps=0, examples=30000, lr=1e-3, warmup=20, drill_facts=16)
 
 TINY = TrainConfig(examples=240, drill_steps=4, steps=10, curriculum_steps=2, batch_tokens=2048, warmup=2,
                    vocab_size=360, hidden_size=64, intermediate_size=128, layers=2, heads=2, exclude_eval=False)
@@ -211,7 +217,12 @@ def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: T
     exclude = eval_problem_texts() if cfg.exclude_eval else None
     levels = tuple(level for level, w in enumerate(cfg.level_weights, start=1) for _ in range(w))
     examples = training_examples(cfg.examples, seed=seed, slip_rate=cfg.slip_rate, levels=levels, exclude=exclude)
-    tok = build_tokenizer([chat_text(e.messages) + e.target for e in examples[:20000]], cfg.vocab_size)
+    if cfg.init:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(cfg.init)
+    else:
+        tok = build_tokenizer([chat_text(e.messages) + e.target for e in examples[:20000]], cfg.vocab_size)
     data, kept = [], []
     for start in range(0, len(examples), 5000):  # encode in chunks, drop examples over the length cap
         part = examples[start:start + 5000]
@@ -227,7 +238,13 @@ def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: T
     say(f"data: {n} examples {kinds} + {len(data) - n} drills, {sum(len(d[0]) for d in data) / len(data):.0f} "
         f"tokens each, vocab {len(tok)}, {time.time() - t0:.1f}s", flush=True)
 
-    model = make_model(cfg, tok)
+    if cfg.init:
+        import torch as _torch
+        from transformers import LlamaForCausalLM
+
+        model = LlamaForCausalLM.from_pretrained(cfg.init, dtype=_torch.float32)
+    else:
+        model = make_model(cfg, tok)
     model.set_attn_implementation("sdpa")  # with bf16 autocast, faster than eager once prompts get long
     say(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {world} process(es)", flush=True)
     net = model
@@ -308,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long run with a toy model (tests)")
+    parser.add_argument("--from", dest="init", type=Path, help="second stage: continue from this model folder "
+                        "with the STAGE2 settings (more drills, lower learning rate)")
     parser.add_argument("--procs", type=int, default=None,
                         help="data-parallel processes, one core each (default: 2 if the machine has 2 cores, "
                              "1 with --tiny)")
@@ -320,7 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     # steal the cores the other thread (and other people's jobs) need. Must be set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cfg = TINY if args.tiny else TrainConfig()
-    overrides: dict = {k: v for k, v in (("steps", args.steps), ("examples", args.examples)) if v is not None}
+    overrides: dict = {**STAGE2, "init": str(args.init)} if args.init else {}
+    overrides.update({k: v for k, v in (("steps", args.steps), ("examples", args.examples)) if v is not None})
     for item in args.set:
         key, _, value = item.partition("=")
         kind = type(getattr(cfg, key))
