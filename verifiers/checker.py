@@ -53,11 +53,13 @@ class AnswerChecker:
     Thread-safe; the worker pool starts on first use.
     """
 
-    def __init__(self, workers: int = 2, deadline_s: float = 1.0, cluster_deadline_s: float = 2.0,
+    def __init__(self, workers: int = 2, deadline_s: float = 0.9, cluster_deadline_s: float = 1.7,
                  cache_size: int = 100_000) -> None:
         self.workers = workers
-        self.deadline_s = deadline_s  # bounds a whole call (one pair or a batch), waiting for a worker included
-        self.cluster_deadline_s = cluster_deadline_s  # bounds a whole `cluster` call
+        # Bounds of a whole call, waiting for a worker included, with room under the promised 1 s (a pair)
+        # and 2 s (`cluster`) for the thread hand-offs around them.
+        self.deadline_s = deadline_s
+        self.cluster_deadline_s = cluster_deadline_s
         self.cache_size = cache_size
         self._verdicts: OrderedDict[tuple, bool] = OrderedDict()  # decided calls (pair and options)
         self._good: OrderedDict[str, None] = OrderedDict()  # answers a worker has handled in time
