@@ -39,12 +39,12 @@ def generation(device: str, prompts: int, n: int) -> tuple[float, list[tuple[str
     return tokens / secs, texts
 
 
-def prm(device: str, solutions: list[tuple[str, str]]) -> tuple[float, float, list[list[float | None]]]:
+def prm(device: str, solutions: list[tuple[str, str]], batch: int = 32) -> tuple[float, float, list[list[float | None]]]:
     from eval_sets.arith import solution_steps
     from ttscale.requests import Score
     from verifiers.prm import PRMVerifier
 
-    v = PRMVerifier(model="lab:arith-prm", device=device, batch_size=32)
+    v = PRMVerifier(model="lab:arith-prm", device=device, batch_size=batch)
     v.score(solutions[0][0], solution_steps(solutions[0][1]) or ["x"])  # warm-up
     v._cache.clear()
     reqs = [Score(verifier="prm", problem=p, candidates=(tuple(solution_steps(t) or [t]),)) for p, t in solutions]
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--solutions", type=int, default=512)
     parser.add_argument("--cpu-threads", type=int, default=None)
+    parser.add_argument("--prm-batch", type=lambda x: [int(v) for v in x.split(",")], default=[32],
+                        help="PRM batch sizes to time, e.g. 32,256 (the first is the headline)")
     args = parser.parse_args()
     import torch
 
@@ -88,9 +90,13 @@ def main() -> None:
     solutions = (texts * (args.solutions // max(1, len(texts)) + 1))[: args.solutions]
     step_scores = {}
     for d in devices:
-        sps, steps_ps, step_scores[d] = prm(d, solutions)
-        out[d].update(prm_solutions_per_s=round(sps, 1), prm_steps_per_s=round(steps_ps))
-        print(f"{d}: PRM runner, {len(solutions)} solutions: {sps:,.1f} solutions/s, {steps_ps:,.0f} steps/s", flush=True)
+        for batch in args.prm_batch:
+            sps, steps_ps, step_scores[d] = prm(d, solutions, batch)
+            if batch == args.prm_batch[0]:
+                out[d].update(prm_solutions_per_s=round(sps, 1), prm_steps_per_s=round(steps_ps))
+            out[d][f"prm_steps_per_s_batch{batch}"] = round(steps_ps)
+            print(f"{d}: PRM runner, {len(solutions)} solutions, batch {batch}: {sps:,.1f} solutions/s, "
+                  f"{steps_ps:,.0f} steps/s", flush=True)
     if len(devices) == 2:
         diff = max(abs(a - b) for sa, sb in zip(step_scores["cpu"], step_scores["cuda"])
                    for a, b in zip(sa, sb) if a is not None and b is not None)
