@@ -153,6 +153,10 @@ class Engine:
         return self._async[1].round_sizes if self._async else []
 
     def close(self) -> None:
+        """Close the backend and every verifier that holds a model (a PRM's vLLM engine prints on exit)."""
+        for scorer in self._scorers.values():
+            getattr(scorer, "close", lambda: None)()
+        self._scorers.clear()
         self.backend.close()
 
     def __enter__(self) -> "Engine":

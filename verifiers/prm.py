@@ -119,6 +119,10 @@ class PRMVerifier:
         self._cache: OrderedDict[Key, float | None] = OrderedDict()
         self.sequences_run = 0
 
+    def close(self) -> None:
+        """Release the PRM (a vLLM engine's worker processes)."""
+        getattr(self.runner, "close", lambda: None)()
+
     # -- Scorer protocol ---------------------------------------------------------------------------------
     def score_batch(self, requests: list[Score]) -> tuple[list[list[StepScores]], int]:
         """Scores per request, per candidate, per step; runs only what the cache cannot answer."""
