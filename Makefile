@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TTSCALE_DATA_DIR ?= $(abspath ../shared/eval_sets)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama.cpp built for the x86-64-v3 baseline, not -march=native: native builds use AMX tile instructions
-# that virtual machines often do not enable (SIGILL in libggml-cpu). The cache removal above makes sure a
+# that virtual machines often do not enable (SIGILL in libggml-cpu). The cache removal in the setup recipe makes sure a
 # wheel built earlier with other flags is not reused.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
