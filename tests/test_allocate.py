@@ -18,7 +18,7 @@ from ttscale.allocate.estimators import make_estimator
 from ttscale.allocate.policy import monotone_at, vote_accuracy
 from ttscale.allocate.stats import fit_logistic, spearman
 from ttscale.requests import Completion, GenResult
-from ttscale.scheduler import Scheduler
+from ttscale.scheduler import Scheduler, outcomes
 from ttscale.scoring import register_scorer
 from ttscale.strategies import strategies
 from ttscale.strategies.base import Candidate
@@ -173,7 +173,7 @@ def test_registered_strategy_runs_under_a_plain_scheduler_like_solve():
     via_engine = engine.solve("split a", strategy="auto", budget=8, seed=5)
     prep = engine.prepare("split a")
     task = engine.task(prep, 8, 5, 0.8, 1.0, None, (), {})
-    [(outcome, ledger)] = Scheduler(engine.backend, engine.scorer).run([strategies.get("auto")(task)])
+    [(outcome, ledger)] = outcomes(Scheduler(engine.backend, engine.scorer).run([strategies.get("auto")(task)]))
     assert [c.text for c in outcome.candidates] == [c.text for c in via_engine.candidates]
     assert outcome.details["allocation"]["reason"] == alloc(via_engine)["reason"]
     assert ledger.candidates == len(via_engine.candidates)

@@ -9,7 +9,7 @@ import pytest
 from fakes import ExactChecker, FakeBackend
 from ttscale import Engine, TTScaleError
 from ttscale.requests import Sampling
-from ttscale.scheduler import Scheduler
+from ttscale.scheduler import Scheduler, outcomes
 from ttscale.scoring import register_scorer
 from ttscale.strategies.base import Task
 from ttscale.strategies.parallel_thinking import compact, parallel_thinking
@@ -339,8 +339,8 @@ def make_task(options, budget, context_length=None, max_tokens=100):
 
 
 def run(backend, gen):
-    [(outcome, ledger)] = Scheduler(backend, lambda name: {"bad_step": BadStepScorer,
-                                                           "reject_all": RejectAllScorer}[name](backend)).run([gen])
+    [(outcome, ledger)] = outcomes(Scheduler(backend, lambda name: {"bad_step": BadStepScorer,
+                                                                    "reject_all": RejectAllScorer}[name](backend)).run([gen]))
     return outcome, ledger
 
 

@@ -17,7 +17,7 @@ from eval_sets.arith import LEVELS, make_problem, solution_steps
 from fakes import CharTokenizer, ExactChecker, FakeBackend
 from ttscale import TTScaleError
 from ttscale.requests import Completion, GenRequest, GenResult, Score
-from ttscale.scheduler import Scheduler
+from ttscale.scheduler import Scheduler, outcomes
 from ttscale.scoring import scorers
 from ttscale.strategies.base import Outcome
 from verifiers.arith_steps import ArithStepsVerifier, find_claims, score_steps, step_score
@@ -172,7 +172,7 @@ def test_scheduler_sends_one_score_batch_per_round_and_books_tokens() -> None:
         return Outcome(candidates=[], chosen=None)
 
     sched = Scheduler(FakeBackend(lambda *a: ""), lambda name: verifier)
-    results = sched.run([strategy(i) for i in range(4)])
+    results = outcomes(sched.run([strategy(i) for i in range(4)]))
     assert calls == [4]
     assert seen == [[[1.0, 0.0]]] * 4
     assert all(ledger.verifier_tokens == 10 for _, ledger in results)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ttscale.ledger import Ledger
@@ -22,115 +22,118 @@ EventCallback = Callable[[dict[str, Any]], Any]
 
 
 @dataclass
-class AsyncJob(Job):
-    task: Task | None = None
+class Caller:
+    """What the async layer keeps for one `asolve` call (the job's tag)."""
+
+    task: Task | None
+    future: asyncio.Future
     deadline: float | None = None  # time.monotonic() value
-    future: asyncio.Future | None = None
     on_event: EventCallback | None = None
-    partial: bool = False
     cancelled: bool = False
-    last_best: str | None = field(default=None, repr=False)
+    last_best: str | None = None
 
 
 class AsyncScheduler:
-    """One batching loop per engine and event loop."""
+    """One batching loop per engine and event loop, over the engine's one Scheduler."""
 
     def __init__(self, scheduler: Scheduler, batch_window_s: float = 0.002) -> None:
         self.scheduler = scheduler
         self.batch_window_s = batch_window_s  # lets callers started in the same tick share the first round
-        self.live: list[AsyncJob] = []
         self.round_sizes: list[int] = []  # jobs per round: what tests and figures read
         self._wake = asyncio.Event()
         self._runner: asyncio.Task | None = None
 
     async def run(self, task: Task, gen: Any, deadline_s: float | None, on_event: EventCallback | None) -> tuple[Outcome, Ledger, bool]:
         loop = asyncio.get_running_loop()
-        job = AsyncJob(gen=gen, task=task, future=loop.create_future(), on_event=on_event,
-                       deadline=None if deadline_s is None else time.monotonic() + deadline_s)
-        job.advance(None)
-        if job.outcome is not None:
-            return job.outcome, job.ledger, False
-        self.live.append(job)
+        caller = Caller(task, loop.create_future(), None if deadline_s is None else time.monotonic() + deadline_s,
+                        on_event)
+        job = self.scheduler.submit(gen, tag=caller)
+        if job.done:
+            return self._result(job)
         self._wake.set()
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._loop())
         try:
-            return await asyncio.shield(job.future)
+            await asyncio.shield(caller.future)
         except asyncio.CancelledError:
-            job.cancelled = True  # dropped (and closed) before the next round; nothing more is generated
+            caller.cancelled = True  # dropped before the next round; nothing more is generated
             raise
+        return self._result(job)
+
+    @staticmethod
+    def _result(job: Job) -> tuple[Outcome, Ledger, bool]:
+        if job.error is not None:
+            raise job.error
+        return job.outcome, job.ledger, job.tag.future.result() if job.tag.future.done() else False  # type: ignore[return-value]
+
+    def _mine(self) -> list[Job]:
+        return [j for j in self.scheduler.live if isinstance(j.tag, Caller)]
 
     async def _loop(self) -> None:
         while True:
-            if not self.live:
+            if not self._mine():
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=5.0)
                 except asyncio.TimeoutError:
-                    if not self.live:
+                    if not self._mine():
                         return
                 continue
             await asyncio.sleep(self.batch_window_s)
             self._expire()
-            for j in self.live:
-                if j.cancelled:
-                    j.gen.close()  # safe here: no round is running
-            self.live = [j for j in self.live if not j.cancelled and j.outcome is None]
-            batch = list(self.live)  # a snapshot: callers arriving during the round wait for the next
+            for job in self._mine():
+                if job.tag.cancelled:
+                    self.scheduler.drop(job)
+            batch = self._mine()  # callers arriving during the round join the next one
             if not batch:
                 continue
             self.round_sizes.append(len(batch))
             try:
-                await asyncio.to_thread(self.scheduler.round, batch)
-            except Exception as e:  # a backend failure fails the callers of this round, not the loop
-                for j in batch:
-                    self.live.remove(j)
-                    if not j.future.done():
-                        j.future.set_exception(e)
-                continue
-            for j in batch:
-                self._after_round(j)
+                await asyncio.to_thread(self.scheduler.step)
+            except Exception as e:  # a bug in a round fails the callers of that round, not the loop
+                for job in batch:
+                    self.scheduler.drop(job)
+                    job.error = e
+            for job in batch:
+                self._after_round(job)
 
-    def _after_round(self, job: AsyncJob) -> None:
-        if job.cancelled:
+    def _after_round(self, job: Job) -> None:
+        caller: Caller = job.tag
+        if caller.cancelled:
             return
-        if job.task is not None:
-            for event in job.task.events:
-                _emit(job, event)
-            job.task.events.clear()
-        best = job.task.best_so_far if job.task else None
-        if job.on_event and best is not None and best.chosen is not None:
+        if caller.task is not None:
+            for event in caller.task.events:
+                _emit(caller, event)
+            caller.task.events.clear()
+        best = caller.task.best_so_far if caller.task else None
+        if caller.on_event and best is not None and best.chosen is not None:
             answer = best.candidates[best.chosen].answer
-            if answer != job.last_best:
-                job.last_best = answer
-                _emit(job, {"type": "answer_changed", "answer": answer})
-        if job.outcome is not None:
-            self.live.remove(job)
-            _emit(job, {"type": "done"})
-            if not job.future.done():
-                job.future.set_result((job.outcome, job.ledger, False))
+            if answer != caller.last_best:
+                caller.last_best = answer
+                _emit(caller, {"type": "answer_changed", "answer": answer})
+        if job.done:
+            _emit(caller, {"type": "done" if job.error is None else "failed"})
+            if not caller.future.done():
+                caller.future.set_result(False)
         else:
-            _emit(job, {"type": "round", "next": type(job.pending).__name__})
+            _emit(caller, {"type": "round", "next": type(job.pending).__name__})
 
     def _expire(self) -> None:
         """Finish callers whose deadline passed with their best answer so far."""
         now = time.monotonic()
-        for job in list(self.live):
-            if job.deadline is not None and now >= job.deadline and job.outcome is None:
-                job.gen.close()
-                best = job.task.best_so_far if job.task else None
-                job.outcome = best if best is not None else Outcome(candidates=[], chosen=None)
-                job.ledger.wall_seconds = time.perf_counter() - job.started
-                job.ledger.candidates = len(job.outcome.candidates)
-                self.live.remove(job)
-                _emit(job, {"type": "deadline"})
-                if not job.future.done():
-                    job.future.set_result((job.outcome, job.ledger, True))
+        for job in self._mine():
+            caller: Caller = job.tag
+            if caller.deadline is not None and now >= caller.deadline:
+                best = caller.task.best_so_far if caller.task else None
+                self.scheduler.drop(job, best if best is not None else Outcome(candidates=[], chosen=None))
+                _emit(caller, {"type": "deadline"})
+                if not caller.future.done():
+                    caller.future.set_result(True)
 
 
-def _emit(job: AsyncJob, event: dict[str, Any]) -> None:
-    if job.on_event is not None:
+def _emit(caller: Caller, event: dict[str, Any]) -> None:
+    if caller.on_event is not None:
         try:
-            job.on_event(event)
+            caller.on_event(event)
         except Exception:  # a broken progress callback must not break solving
             pass

@@ -6,34 +6,18 @@ Errors a user can cause print as one line and exit with code 2; tracebacks are f
 from __future__ import annotations
 
 import json
-import os
 import sys
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
+from ttscale.stdio import stdout_to_stderr  # noqa: F401  (used by bench too)
 from ttscale.errors import TTScaleError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Test-time compute scaling for LLM reasoning.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Route everything printed while a backend runs (vLLM logs to stdout, from child processes too) to
-    stderr at the file-descriptor level, so stdout carries only the answer or the JSON."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],

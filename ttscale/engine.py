@@ -21,10 +21,11 @@ from ttscale.models import ModelDefaults, model_defaults
 from ttscale.requests import Sampling
 from ttscale.result import Result
 from ttscale.scheduler import Scheduler
+from ttscale.scheduler import outcomes as job_outcomes
 from ttscale.scoring import scorers
 from ttscale.strategies import strategies
 from ttscale.strategies.aggregate import vote_share
-from ttscale.strategies.base import Task
+from ttscale.strategies.base import Task, start_together
 
 Prompt = str | Sequence[Message]
 
@@ -91,20 +92,18 @@ class Engine:
 
         `budget` is the number of complete candidate solutions per prompt, for every strategy.
         """
-        if strategy == "auto":  # difficulty-aware: one budget of budget x len(prompts) for the batch
-            from ttscale.allocate import solve_batch_auto
-            return solve_batch_auto(self, prompts, budget, seed, temperature=temperature, top_p=top_p,
-                                    max_tokens=max_tokens, stop=stop, system_prompt=system_prompt, **options)
         strategy_fn = strategies.get(strategy)
         check_budget(budget)
         if isinstance(prompts, str):
             raise TTScaleError("solve_batch takes a list of prompts", "wrap a single prompt in a list, or call solve()")
         if not prompts:
             raise TTScaleError("no prompts given", "pass at least one problem")
+        self.check_verifier(options)
         prepared = [self.prepare(p, system_prompt) for p in prompts]
         tasks = [self.task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
         scheduler = self.scheduler()
-        outcomes = scheduler.run([strategy_fn(t) for t in tasks])
+        gens, together = start_together(strategy_fn, tasks)
+        outcomes = job_outcomes(scheduler.run(gens, together=together))
         self.last_batch_usage = scheduler.totals
         return [self._result(prep, strategy, budget, seed, outcome, ledger)
                 for prep, (outcome, ledger) in zip(prepared, outcomes)]
@@ -139,6 +138,7 @@ class Engine:
             if deadline_s <= 0:
                 raise TTScaleError(f"deadline_s must be positive, got {deadline_s}", "pass seconds, e.g. 30")
             options.setdefault("waves", min(budget, 4))  # smaller rounds, so there is something to return early
+        self.check_verifier(options)
         prep = self.prepare(prompt, system_prompt)
         task = self.task(prep, budget, seed, temperature, top_p, max_tokens, stop, options)
         loop = asyncio.get_running_loop()
@@ -164,6 +164,13 @@ class Engine:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def check_verifier(self, options: dict[str, Any]) -> None:
+        """Build the configured verifier now: an unknown name or option fails before any generation."""
+        for key in ("verifier", "scorer"):  # best_of_n names its verifier `scorer`
+            name = options.get(key)
+            if name and name not in ("none", "logprob"):
+                self.scorer(str(name))
 
     def scheduler(self) -> Scheduler:
         """A fresh scheduler over this engine's backend and scorers, for drivers that run their own tasks

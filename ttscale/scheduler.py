@@ -1,11 +1,21 @@
-"""Runs many strategy coroutines together and sends their requests to the backend as one batch a round.
+"""The one driver: every way ttscale runs strategies (solve_batch, asolve, bench cells, allocation)
+submits coroutines here and steps rounds.
 
-Each round: every live strategy has exactly one pending request. All `Generate`s of the round become one
-`backend.generate` call; all `Score`s for the same verifier become one `score_batch` call. Results go
-back to their strategies, which advance to their next request. A strategy's cost lands in its own ledger.
+A round serves every live job's pending request with the handler for its type:
+- `Generate` -> the backend: every Generate of the round, together with the prompts of the verifiers that
+  need the policy model, in ONE `backend.generate` call;
+- `Score` -> its verifier: one `score_batch` per verifier name; a verifier that needs the policy model
+  (self_judge, pik) is itself a coroutine (`score_gen`) that yields its prompts, so they join the call;
+- any other type -> the handler registered for it (`register_handler`: allocation's `Decide`). A handler
+  may leave a request unanswered (a barrier); it is offered again next round.
+
+Isolation: an error raised for one job (an unknown verifier, a scorer failure, a strategy bug) fails that
+job alone, with its message; the others in the round go on. Only a failing backend call fails every job
+that was in it. The backend and verifiers run under the engine's lock; strategies advance outside it, so
+answer checking (clustering) never holds the backend.
 
 A backend that decodes one sequence at a time (`slots == 1`: llama.cpp) gains nothing from a batch and
-loses its KV cache at every switch between prompts, so there the jobs run one after another instead.
+loses its KV cache at every switch between prompts, so there `run` takes the jobs one after another.
 """
 
 from __future__ import annotations
@@ -14,121 +24,314 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Generator, Iterable, Protocol, Sequence
 
 from ttscale.backends.base import Backend
 from ttscale.errors import TTScaleError
 from ttscale.ledger import Ledger
-from ttscale.requests import Generate, GenRequest, Score
+from ttscale.requests import Generate, GenRequest, GenResult, Score
 from ttscale.scoring import Scorer
 from ttscale.strategies.base import Outcome, StrategyGen
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
-    """One strategy coroutine for one prompt and what it has spent so far."""
+    """One strategy coroutine for one prompt: what it waits for, what it has spent, how it ended."""
 
     gen: StrategyGen
     ledger: Ledger = field(default_factory=Ledger)
     pending: Any = None
     outcome: Outcome | None = None
+    error: BaseException | None = None
     started: float = field(default_factory=time.perf_counter)
+    tag: Any = None  # the driver's own data (a bench work item, an async caller)
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None or self.error is not None
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+        if not isinstance(self.gen, Generator):
+            self.fail(TTScaleError(f"the strategy returned {type(self.gen).__name__} instead of a generator",
+                                   "write it as a generator: yield Generate(...) / Score(...), then return Outcome(...)"))
+            return
+        self.advance(None)
 
     def advance(self, response: Any) -> None:
+        """Send the answer to the pending request; the job then waits on its next request, or ends."""
         try:
             self.pending = self.gen.send(response)
         except StopIteration as stop:
-            self.outcome = stop.value
-            self.pending = None
-            self.ledger.wall_seconds = time.perf_counter() - self.started
-            self.ledger.candidates = len(self.outcome.candidates) if self.outcome else 0
+            if isinstance(stop.value, Outcome):
+                self._end(stop.value)
+            else:
+                self.fail(TTScaleError(f"the strategy returned {type(stop.value).__name__} instead of an Outcome",
+                                       "end the strategy with return Outcome(candidates=..., chosen=...)"))
+        except Exception as e:  # a strategy bug fails its own job only
+            self.fail(e)
+
+    def fail(self, error: BaseException) -> None:
+        if self.done:
+            return
+        self.error = error
+        self.pending = None
+        self.gen.close() if isinstance(self.gen, Generator) else None  # its finally blocks run (allocation)
+        self.ledger.wall_seconds = time.perf_counter() - self.started
+
+    def stop(self, outcome: Outcome) -> None:
+        """End the job early with `outcome` (a deadline's best answer so far); its coroutine is closed."""
+        if isinstance(self.gen, Generator):
+            self.gen.close()
+        self._end(outcome)
+
+    def _end(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.pending = None
+        self.ledger.wall_seconds = time.perf_counter() - self.started
+        self.ledger.candidates = len(outcome.candidates)
+
+
+class Handler(Protocol):
+    """Serves one request type: answers per job (an Exception fails that job); a job left out waits."""
+
+    def __call__(self, jobs: list[Job], live: Sequence[Job]) -> dict[Job, Any]: ...
+
+
+HANDLERS: dict[type, Handler] = {}
+
+
+def register_handler(kind: type) -> Callable[[Handler], Handler]:
+    """Register the handler for requests of type `kind` (one per type): a new request kind is one handler."""
+    def deco(fn: Handler) -> Handler:
+        HANDLERS[kind] = fn
+        return fn
+    return deco
+
+
+ScoreGen = Generator[list[GenRequest], list[GenResult], tuple[list[list[list[float | None]]], list[int]]]
+
+
+@dataclass(eq=False)
+class _Scoring:
+    """A model-using verifier's coroutine for one round's Score requests, and the prompts it waits on."""
+
+    name: str
+    jobs: list[Job]
+    co: ScoreGen
+    prompts: list[GenRequest]
 
 
 class Scheduler:
-    """Batches the pending requests of all jobs into one backend call per round (one job at a time on a
-    one-sequence backend)."""
+    """Runs jobs in rounds: `submit` then `step` (rolling admission), or `run` for a fixed list."""
 
     def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer], lock: threading.Lock | None = None) -> None:
         self.backend = backend
         self.scorer_for = scorer_for
         self.lock = lock or threading.Lock()
-        self.totals = Ledger()  # batch-level: backend_calls counts real calls made
+        self.totals = Ledger()  # batch level: every backend call made, every token processed
+        self.live: list[Job] = []
+        self._live_lock = threading.Lock()  # submit (event loop thread) vs step (worker thread)
+        self._scoring: list[_Scoring] = []  # verifier coroutines waiting for their next backend answer
 
-    def run(self, gens: list[StrategyGen],
-            serve: Callable[[list[Job]], None] | None = None) -> list[tuple[Outcome, Ledger]]:
-        """Drive the strategies to their outcomes. `serve(live)` answers one round of pending requests
-        (default: `round`); drivers with requests of their own (allocation's decisions) pass theirs."""
+    # -- driving ----------------------------------------------------------------------------------------
+    def submit(self, gen: StrategyGen, tag: Any = None) -> Job:
+        """Start a coroutine; it joins the next round (or is done at once if it needed no request)."""
+        job = Job(gen, tag=tag)
+        job.start()
+        if not job.done:
+            with self._live_lock:
+                self.live.append(job)
+        return job
+
+    def drop(self, job: Job, outcome: Outcome | None = None) -> None:
+        """Take a job out before the next round: ended with `outcome` (a deadline), else cancelled."""
+        with self._live_lock:
+            if job in self.live:
+                self.live.remove(job)
+        if outcome is not None:
+            job.stop(outcome)
+        elif not job.done:
+            job.fail(TTScaleError("cancelled", "nothing to fix: the caller cancelled it"))
+
+    def step(self) -> list[Job]:
+        """One round over every live job; returns the jobs that ended in it (outcome or error)."""
+        with self._live_lock:
+            jobs = list(self.live)
+        if not jobs:
+            return []
         started = time.perf_counter()
-        jobs = [Job(g) for g in gens]
-        one_at_a_time = serve is None and getattr(self.backend, "slots", None) == 1
-        for group in ([[j] for j in jobs] if one_at_a_time else [jobs]):
-            for job in group:
-                job.started = time.perf_counter()
-                job.advance(None)
-            live = [j for j in group if j.outcome is None]
-            while live:
-                (serve or self.round)(live)
-                live = [j for j in live if j.outcome is None]
+        answers = self._serve(jobs)
+        for job, value in answers.items():
+            job.fail(value) if isinstance(value, BaseException) else job.advance(value)
+        if not answers and not self._scoring:
+            for job in jobs:  # nothing could be served: a barrier that never opens
+                job.fail(TTScaleError(f"no handler could serve {type(job.pending).__name__} requests this round",
+                                      "every job waits on a request nobody answers; check the strategy's requests"))
         self.totals.wall_seconds += time.perf_counter() - started
+        ended = [j for j in jobs if j.done]
+        if ended:
+            with self._live_lock:
+                self.live = [j for j in self.live if not j.done]
+        return ended
+
+    def run(self, gens: Iterable[StrategyGen], together: bool = False) -> list[Job]:
+        """Drive `gens` to their ends; returns their jobs in order (check `job.error`). `together`: never
+        one after another, even on a one-sequence backend (coroutines that wait for each other)."""
+        gens = list(gens)
+        one_at_a_time = not together and getattr(self.backend, "slots", None) == 1
+        jobs: list[Job] = []
+        for group in ([[g] for g in gens] if one_at_a_time else [gens]):
+            jobs += [self.submit(g) for g in group]
+            while self.live:
+                self.step()
+        return jobs
+
+    # -- one round --------------------------------------------------------------------------------------
+    def _serve(self, jobs: list[Job]) -> dict[Job, Any]:
+        busy = {id(j) for s in self._scoring for j in s.jobs}
+        by_kind: dict[type, list[Job]] = defaultdict(list)
         for job in jobs:
-            if job.outcome is None:
-                raise TTScaleError("a strategy finished without returning an Outcome", "return Outcome(...) from it")
-        return [(j.outcome, j.ledger) for j in jobs]  # type: ignore[misc]
-
-    def round(self, live: list[Job]) -> None:
-        """Serve every live job's pending request: one backend call, one score call per verifier."""
+            if id(job) not in busy:
+                by_kind[type(job.pending)].append(job)
+        answers: dict[Job, Any] = {}
+        for kind, group in by_kind.items():
+            if kind not in (Generate, Score) and kind not in HANDLERS:
+                for job in group:
+                    answers[job] = TTScaleError(
+                        f"the strategy yielded {kind.__name__} instead of a request",
+                        "yield Generate(...) or Score(...); end the strategy with return Outcome(...)")
         with self.lock:
-            self._round(live)
+            self._score_with_model(by_kind.get(Score, []), answers)
+            self._generate(by_kind.get(Generate, []), answers)
+            self._score_plain(by_kind.get(Score, []), answers)
+        for kind, handler in HANDLERS.items():
+            if by_kind.get(kind):
+                try:
+                    answers.update(handler(by_kind[kind], jobs))
+                except Exception as e:
+                    answers.update({j: e for j in by_kind[kind]})
+        return answers
 
-    def _round(self, live: list[Job]) -> None:
-        responses: dict[int, Any] = {}
-        gens = [(i, j) for i, j in enumerate(live) if isinstance(j.pending, Generate)]
-        scores = [(i, j) for i, j in enumerate(live) if isinstance(j.pending, Score)]
-        bad = [j.pending for j in live if not isinstance(j.pending, (Generate, Score))]
-        if bad:
-            raise TTScaleError(f"a strategy yielded {type(bad[0]).__name__}", "yield Generate(...) or Score(...)")
-        if gens:
-            self._generate(gens, responses)
-        by_verifier: dict[str, list[tuple[int, Job]]] = defaultdict(list)
-        for i, j in scores:
-            by_verifier[j.pending.verifier].append((i, j))
-        for name, items in by_verifier.items():
-            self._score(name, items, responses)
-        for i, job in enumerate(live):
-            job.advance(responses[i])
+    def _scorer(self, name: str, jobs: list[Job], answers: dict[Job, Any]) -> Scorer | None:
+        try:
+            return self.scorer_for(name)
+        except Exception as e:  # an unknown verifier fails the jobs that asked for it, no others
+            answers.update({j: e for j in jobs})
+            return None
 
-    def _generate(self, items: list[tuple[int, Job]], responses: dict[int, Any]) -> None:
+    def _by_verifier(self, jobs: list[Job]) -> dict[str, list[Job]]:
+        out: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            out[job.pending.verifier].append(job)
+        return out
+
+    def _score_with_model(self, jobs: list[Job], answers: dict[Job, Any]) -> None:
+        """Start the coroutines of verifiers that need the policy model; their prompts join `_generate`."""
+        for name, group in self._by_verifier(jobs).items():
+            scorer = self._scorer(name, group, answers)
+            if scorer is None or not hasattr(scorer, "score_gen"):
+                continue
+            co = scorer.score_gen([j.pending for j in group])
+            self._advance_scoring(_Scoring(name, group, co, []), None, answers)
+
+    def _advance_scoring(self, s: _Scoring, results: list[GenResult] | None, answers: dict[Job, Any]) -> None:
+        try:
+            s.prompts = s.co.send(results)
+        except StopIteration as stop:
+            scores, tokens = stop.value
+            for job, res, t in zip(s.jobs, scores, tokens):
+                job.ledger.verifier_tokens += t
+                answers[job] = res
+            return
+        except Exception as e:
+            answers.update({j: e for j in s.jobs})
+            return
+        self._scoring.append(s)
+
+    def _generate(self, jobs: list[Job], answers: dict[Job, Any]) -> None:
         flat: list[GenRequest] = []
-        owners: list[tuple[int, int]] = []  # (job index, prefix index)
-        for i, job in items:
+        owners: list[tuple[Job, int]] = []  # (job, prefix index)
+        for job in jobs:
             req: Generate = job.pending
             for p, prefix in enumerate(req.prefixes):
                 sampling = req.per_prefix[p] if req.per_prefix else req.sampling
                 # Distinct prefixes of one request get distinct, still reproducible, seeds.
                 seed = None if sampling.seed is None else sampling.seed + p * 7919
                 flat.append(GenRequest(tuple(prefix), req.n, replace(sampling, seed=seed), messages=req.messages))
-                owners.append((i, p))
-        results = self.backend.generate(flat)
+                owners.append((job, p))
+        scoring, self._scoring = self._scoring, []
+        extra = [p for s in scoring for p in s.prompts]
+        if not flat and not extra:
+            return
+        try:
+            results = self.backend.generate(flat + extra)
+        except Exception as e:  # the backend failed: every job in the call fails with it
+            answers.update({j: e for j in jobs})
+            answers.update({j: e for s in scoring for j in s.jobs})
+            return
         self.totals.backend_calls += 1
-        jobs_by_index = dict(items)
-        per_job: dict[int, list] = {i: [None] * len(job.pending.prefixes) for i, job in items}
-        for (i, p), res in zip(owners, results):
-            per_job[i][p] = res.completions
-            spent = Ledger(
-                prompt_tokens=res.prompt_tokens,
-                cached_prompt_tokens=res.cached_prompt_tokens,
-                generated_tokens=res.generated_tokens,
-            )
-            jobs_by_index[i].ledger.add(spent)
+        per_job: dict[Job, list] = {job: [None] * len(job.pending.prefixes) for job in jobs}
+        for (job, p), res in zip(owners, results):
+            per_job[job][p] = res.completions
+            spent = Ledger(prompt_tokens=res.prompt_tokens, cached_prompt_tokens=res.cached_prompt_tokens,
+                           generated_tokens=res.generated_tokens)
+            job.ledger.add(spent)
             self.totals.add(spent)
-        for i, job in items:
+        for job in jobs:
             job.ledger.backend_calls += 1
-            responses[i] = per_job[i]
+            answers[job] = per_job[job]
+        at = len(flat)
+        for s in scoring:
+            part = results[at:at + len(s.prompts)]
+            at += len(s.prompts)
+            self.totals.verifier_tokens += sum(r.prompt_tokens + r.generated_tokens for r in part)
+            for job in s.jobs:
+                job.ledger.backend_calls += 1
+            self._advance_scoring(s, part, answers)
 
-    def _score(self, name: str, items: list[tuple[int, Job]], responses: dict[int, Any]) -> None:
-        results, tokens = self.scorer_for(name).score_batch([j.pending for _, j in items])
-        share = tokens // max(len(items), 1)
-        for (i, job), res in zip(items, results):
-            job.ledger.verifier_tokens += share
-            responses[i] = res
-        self.totals.verifier_tokens += tokens
+    def _score_plain(self, jobs: list[Job], answers: dict[Job, Any]) -> None:
+        """Verifiers with their own model or none: one score_batch per name; a failure is retried per job
+        so that only the request that caused it fails."""
+        for name, group in self._by_verifier([j for j in jobs if j not in answers]).items():
+            scorer = self._scorer(name, group, answers)
+            if scorer is None or hasattr(scorer, "score_gen"):
+                continue
+            try:
+                results, tokens = scorer.score_batch([j.pending for j in group])
+                parts = [(group, results, tokens)]
+            except Exception:
+                parts = []
+                for job in group:
+                    try:
+                        r, t = scorer.score_batch([job.pending])
+                        parts.append(([job], r, t))
+                    except Exception as e:
+                        answers[job] = e
+            for members, results, tokens in parts:
+                self.totals.verifier_tokens += tokens
+                weights = [max(1, len(j.pending.candidates)) for j in members]
+                for job, res, t in zip(members, results, split_exactly(tokens, weights)):
+                    job.ledger.verifier_tokens += t
+                    answers[job] = res
+
+
+def split_exactly(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` split in proportion to `weights` in whole numbers that add up to exactly `total`."""
+    if not weights:
+        return []
+    whole = sum(weights)
+    shares = [total * w // whole for w in weights]
+    rest = total - sum(shares)
+    order = sorted(range(len(weights)), key=lambda i: -(total * weights[i] % whole))
+    for i in order[:rest]:
+        shares[i] += 1
+    return shares
+
+
+def outcomes(jobs: list[Job]) -> list[tuple[Outcome, Ledger]]:
+    """The jobs' (outcome, ledger) pairs; the first failure is raised (callers that share one batch)."""
+    for job in jobs:
+        if job.error is not None:
+            raise job.error
+    return [(j.outcome, j.ledger) for j in jobs]  # type: ignore[misc]

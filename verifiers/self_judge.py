@@ -4,8 +4,8 @@
 Why: it needs no second model. For each step not scored yet, the backend's own chat template renders a
 question ("Is this step correct? Answer Yes or No.") and the model generates one greedy token with its
 top-k log-probabilities; the score is the probability mass on yes-like tokens, normalised against
-yes+no-like tokens (0.5 when neither is in the top k). All prompts of a `score_batch` go to the backend
-in ONE `generate` call, and scores are cached by (problem, steps prefix) so a step-level search never
+yes+no-like tokens (0.5 when neither is in the top k). It is a coroutine (`score_gen`) that yields all
+its prompts at once, so under the scheduler they join the round's ONE backend call, and scores are cached by (problem, steps prefix) so a step-level search never
 pays twice for the same step.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from typing import Any, Literal
+from typing import Any, Generator, Literal
 
 from ttscale.backends.base import Backend
 from ttscale.errors import TTScaleError
-from ttscale.requests import GenRequest, Sampling, Score
+from ttscale.requests import GenRequest, GenResult, Sampling, Score
 
 NEUTRAL = 0.5  # neither yes nor no among the top-k tokens
 TOP_K = 20
@@ -30,6 +30,9 @@ _FINAL_ANSWER = re.compile(r"\\boxed\s*\{|\\fbox\s*\{|answer is", re.I)
 
 Mode = Literal["all_steps", "last_step"]
 Key = tuple[str, str, tuple[str, ...]]  # (unit, problem, steps prefix)
+# A scorer that needs the policy model: yields its prompts, receives their results, returns the scores
+# per request and the tokens per request.
+ScoreGen = Generator[list[GenRequest], list[GenResult], tuple[list[list[list[float | None]]], list[int]]]
 
 
 class SelfJudgeVerifier:
@@ -68,11 +71,16 @@ class SelfJudgeVerifier:
         self.prompts_sent = 0
 
     # -- Scorer protocol ---------------------------------------------------------------------------------
-    def score_batch(self, requests: list[Score]) -> tuple[list[list[list[float | None]]], int]:
-        """Scores per request, per candidate, per step, and the tokens the judge prompts cost."""
-        wanted: dict[Key, None] = {}  # ordered set of keys to judge now
+    def score_gen(self, requests: list[Score]) -> ScoreGen:
+        """Scores per request, per candidate, per step, and the tokens each request's judge prompts cost.
+
+        A coroutine: it yields its judge prompts (all of them, once) and receives their results, so under
+        the scheduler they join the round's one backend call. A step asked for by several requests is
+        judged once and counted to the first that asked.
+        """
+        wanted: dict[Key, int] = {}  # keys to judge now -> the request that asked first
         plans: list[list[list[Key]]] = []
-        for req in requests:
+        for r, req in enumerate(requests):
             unit_opt = str(req.options.get("unit", self.unit))
             per_req = []
             for steps in req.candidates:
@@ -82,12 +90,33 @@ class SelfJudgeVerifier:
                 judge = keys if self.mode == "all_steps" else keys[-1:]
                 for key in judge:
                     if key not in self._cache:
-                        wanted[key] = None
+                        wanted.setdefault(key, r)
                 per_req.append(keys)
             plans.append(per_req)
-        tokens = self._judge(list(wanted))
+        tokens = [0] * len(requests)
+        prompts = []
+        for key in wanted:
+            ids = self._prompt(*key)
+            if ids is None:  # does not fit the context even with earlier steps dropped: undecidable
+                self._store(key, None)
+            else:
+                prompts.append((key, ids))
+        if prompts:
+            sampling = Sampling(temperature=0.0, max_tokens=1, top_logprobs=self.top_k, logprobs=True)
+            results = yield [GenRequest(ids, 1, sampling) for _, ids in prompts]
+            self.generate_calls += 1
+            self.prompts_sent += len(prompts)
+            for (key, _), res in zip(prompts, results):
+                tokens[wanted[key]] += res.prompt_tokens + res.generated_tokens
+                comp = res.completions[0] if res.completions else None
+                tops = comp.top_logprobs[0] if comp is not None and comp.top_logprobs else {}
+                self._store(key, p_yes(tops, self.yes_ids, self.no_ids))
         out = [[[self._lookup(k) for k in keys] for keys in per_req] for per_req in plans]
         return out, tokens
+
+    def score_batch(self, requests: list[Score]) -> tuple[list[list[list[float | None]]], int]:
+        """The same scores without a scheduler: the prompts go to the backend directly."""
+        return drive(self.score_gen(requests), self.backend)
 
     # -- internals ---------------------------------------------------------------------------------------
     def _unit(self, option: str, steps: tuple[str, ...]) -> str:
@@ -100,31 +129,6 @@ class SelfJudgeVerifier:
             self._cache.move_to_end(key)
             return self._cache[key]
         return None
-
-    def _judge(self, keys: list[Key]) -> int:
-        """One backend call for every key; stores P(yes) in the cache and returns tokens processed."""
-        if not keys:
-            return 0
-        prompts: list[tuple[Key, tuple[int, ...]]] = []
-        for key in keys:
-            ids = self._prompt(*key)
-            if ids is None:  # does not fit the context even with earlier steps dropped: undecidable
-                self._store(key, None)
-            else:
-                prompts.append((key, ids))
-        if not prompts:
-            return 0
-        sampling = Sampling(temperature=0.0, max_tokens=1, top_logprobs=self.top_k, logprobs=True)
-        results = self.backend.generate([GenRequest(ids, 1, sampling) for _, ids in prompts])
-        self.generate_calls += 1
-        self.prompts_sent += len(prompts)
-        tokens = 0
-        for (key, _), res in zip(prompts, results):
-            tokens += res.prompt_tokens + res.generated_tokens
-            comp = res.completions[0] if res.completions else None
-            tops = comp.top_logprobs[0] if comp is not None and comp.top_logprobs else {}
-            self._store(key, p_yes(tops, self.yes_ids, self.no_ids))
-        return tokens
 
     def _store(self, key: Key, value: float | None) -> None:
         self._cache[key] = value
@@ -154,6 +158,17 @@ def judge_text(unit: str, problem: str, previous: tuple[str, ...], step: str, sk
     parts.append(f"Step to judge (step {skipped + len(previous) + 1}):\n{step.strip()}")
     parts.append(STEP_QUESTION)
     return "\n\n".join(parts)
+
+
+def drive(co: ScoreGen, backend: Backend) -> tuple[list, int]:
+    """Run a model-using scorer's coroutine on `backend` directly: (scores, tokens in all)."""
+    results = None
+    try:
+        while True:
+            results = backend.generate(co.send(results))
+    except StopIteration as stop:
+        scores, tokens = stop.value
+        return scores, sum(tokens)
 
 
 def p_yes(top: dict[int, float], yes_ids: set[int], no_ids: set[int]) -> float:

@@ -6,20 +6,19 @@
 
 Parts: difficulty estimators (`estimators.py`: probe, pik, learned), the policy (`policy.py`: difficulty
 bins -> strategy and budget, with accuracy curves; `DEFAULT_POLICY`), the controller that moves budget
-(`controller.py`), the per-prompt coroutine (`prompt.py`, also the registered strategy `auto`), the batch
-driver (`batch.py`) and calibration from bench records (`calibrate.py`).
+(`controller.py`), the per-prompt coroutine and its batch form (`prompt.py`, the registered strategy
+`auto`; its Decide requests are one scheduler handler) and calibration from bench records (`calibrate.py`).
 """
 
 from __future__ import annotations
 
 from ttscale.allocate import pik as _pik  # noqa: F401  (registers the `pik` verifier)
-from ttscale.allocate.batch import solve_batch_auto
 from ttscale.allocate.estimators import estimators, make_estimator, register_estimator
 from ttscale.allocate.policy import DEFAULT_POLICY, Policy, load_policy
 from ttscale.strategies import auto as _auto  # noqa: F401  (registers the `auto` strategy)
 
 __all__ = ["DEFAULT_POLICY", "Policy", "estimators", "load_policy", "make_estimator", "register_estimator",
-           "solve_batch_auto", "register"]
+           "register"]
 
 
 def register(app) -> None:

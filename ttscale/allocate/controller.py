@@ -48,6 +48,7 @@ class PromptState:
     waves: list[dict[str, Any]] = field(default_factory=list)
     searched: bool = False  # a search (particle/beam) spent this prompt's allotment
     done: bool = False
+    closed: bool = False  # ended or failed: the controller's decisions no longer wait for it
     reason: str = ""
     search_details: dict[str, Any] = field(default_factory=dict)
 
@@ -93,6 +94,14 @@ class Controller:
         state.probe_k = self.probe_k
         self.states.append(state)
         return state
+
+    def leave(self, state: PromptState) -> None:
+        """The prompt ended (or failed): decisions no longer wait for it."""
+        state.closed = True
+
+    @property
+    def open(self) -> list[PromptState]:
+        return [s for s in self.states if not s.closed]
 
     @property
     def spent(self) -> int:

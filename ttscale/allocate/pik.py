@@ -3,8 +3,8 @@
 After Kadavath et al. (2022), "Language Models (Mostly) Know What They Know", asked as a prompt rather
 than through a trained value head: the backend's own chat template renders the question, the model
 generates one greedy token with its top-k log-probabilities, and P(IK) = P(yes) / (P(yes) + P(no)).
-It is registered as a verifier, so the scheduler batches every prompt's question into ONE backend call
-per round and its tokens land in the ledger as verifier tokens. A tokenizer without single-token
+It is registered as a verifier that yields its prompts (`score_gen`), so every prompt's question joins
+the round's ONE backend call and its tokens land in the asking prompt's ledger as verifier tokens. A tokenizer without single-token
 Yes/No (some lab models) gives None (no signal), never an error.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ttscale.requests import GenRequest, Sampling, Score
+from verifiers.self_judge import ScoreGen
 from ttscale.scoring import register_scorer
 
 PIK_QUESTION = "Can you solve this problem correctly? Answer Yes or No."
@@ -41,41 +42,40 @@ class PIKScorer:
     def available(self) -> bool:
         return bool(self.yes_ids and self.no_ids)
 
-    def score_batch(self, requests: list[Score]) -> tuple[list[list[list[float | None]]], int]:
-        todo = list(dict.fromkeys(r.problem for r in requests if r.problem not in self._cache))
-        tokens = self._ask(todo) if todo else 0
-        out = []
-        for r in requests:
-            p = self._cache.get(r.problem)
-            out.append([[p] for _ in (r.candidates or ((),))])
-        return out, tokens
-
-    def _ask(self, problems: list[str]) -> int:
-        if not self.available:
-            for p in problems:
-                self._store(p, None)
-            return 0
+    def score_gen(self, requests: list[Score]) -> ScoreGen:
+        """One score per request; a coroutine that yields the P(IK) questions not cached yet (see
+        verifiers.self_judge.ScoreGen), counted to the first request that asked."""
         from verifiers.self_judge import p_yes
 
-        limit = int(getattr(self.backend, "context_length", 4096)) - 2
+        first: dict[str, int] = {}
+        for i, r in enumerate(requests):
+            if r.problem not in self._cache:
+                first.setdefault(r.problem, i)
+        tokens = [0] * len(requests)
         asks = []
-        for p in problems:
-            ids = tuple(self.backend.tokenizer.chat_prompt([{"role": "user", "content": pik_text(p)}]))
-            if len(ids) > limit:
+        limit = int(getattr(self.backend, "context_length", 4096)) - 2
+        for p in first:
+            ids = tuple(self.backend.tokenizer.chat_prompt([{"role": "user", "content": pik_text(p)}])) \
+                if self.available else None
+            if ids is None or len(ids) > limit:
                 self._store(p, None)
             else:
                 asks.append((p, ids))
-        if not asks:
-            return 0
-        sampling = Sampling(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=self.top_k)
-        results = self.backend.generate([GenRequest(ids, 1, sampling) for _, ids in asks])
-        tokens = 0
-        for (p, _), res in zip(asks, results):
-            tokens += res.prompt_tokens + res.generated_tokens
-            comp = res.completions[0] if res.completions else None
-            tops = comp.top_logprobs[0] if comp is not None and comp.top_logprobs else {}
-            self._store(p, p_yes(tops, self.yes_ids, self.no_ids) if tops else None)
-        return tokens
+        if asks:
+            sampling = Sampling(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=self.top_k)
+            results = yield [GenRequest(ids, 1, sampling) for _, ids in asks]
+            for (p, _), res in zip(asks, results):
+                tokens[first[p]] += res.prompt_tokens + res.generated_tokens
+                comp = res.completions[0] if res.completions else None
+                tops = comp.top_logprobs[0] if comp is not None and comp.top_logprobs else {}
+                self._store(p, p_yes(tops, self.yes_ids, self.no_ids) if tops else None)
+        out = [[[self._cache.get(r.problem)] for _ in (r.candidates or ((),))] for r in requests]
+        return out, tokens
+
+    def score_batch(self, requests: list[Score]) -> tuple[list[list[list[float | None]]], int]:
+        from verifiers.self_judge import drive
+
+        return drive(self.score_gen(requests), self.backend)
 
     def _store(self, problem: str, value: float | None) -> None:
         self._cache[problem] = value

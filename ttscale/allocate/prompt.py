@@ -2,10 +2,10 @@
 
 It yields the usual requests (Generate, Score), so it runs under any scheduler like every strategy.
 The decisions come from a Controller: its own (single prompt: `ttscale solve --strategy auto`, bench
-cells, asolve), or, inside `solve_batch_auto`, the batch's shared one: then the coroutine yields a
-`Decide` at each decision point and the batch driver answers once every open prompt is waiting, so
-budget moves between prompts. The same code makes both decisions, so one prompt alone gives the same
-run either way.
+cells, asolve), or, for prompts submitted together (`auto_together`: solve_batch), the batch's shared
+one: then the coroutine yields a `Decide` at each decision point, and the scheduler's Decide handler
+answers once every open prompt of that controller is waiting, so budget moves between prompts. The same
+code makes both decisions, so one prompt alone gives the same run either way.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from ttscale.allocate.controller import Controller, Plan, PromptState
 from ttscale.allocate.estimators import make_estimator
 from ttscale.allocate.policy import Policy, load_policy
 from ttscale.requests import Generate, Score
+from ttscale.scheduler import Job, register_handler
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task
-from ttscale.strategies.best_of_n import score_candidates
+from ttscale.strategies.candidate_scores import score_candidates
 
 # Options of `auto` itself; everything else in task.options reaches the strategies it runs.
 AUTO_OPTIONS = ("policy", "estimator", "aggregate")
@@ -27,9 +28,32 @@ AUTO_OPTIONS = ("policy", "estimator", "aggregate")
 
 @dataclass
 class Decide:
-    """Yielded (batch mode only) at a decision point; the batch driver sends back a Plan."""
+    """Yielded (shared controller only) at a decision point; the Decide handler sends back a Plan."""
 
     state: PromptState
+    controller: Controller
+
+
+@register_handler(Decide)
+def decide(jobs: list[Job], live: object) -> dict[Job, Plan]:
+    """A barrier per controller: once every open prompt of a controller waits here, decide for all."""
+    groups: dict[int, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(id(job.pending.controller), []).append(job)
+    answers: dict[Job, Plan] = {}
+    for group in groups.values():
+        controller = group[0].pending.controller
+        if len(group) == len(controller.open):
+            answers.update(zip(group, controller.plan([j.pending.state for j in group])))
+    return answers
+
+
+def auto_together(tasks: list[Task]) -> list[StrategyGen]:
+    """`auto` for prompts submitted together: one controller, one pool of budget x len(tasks) candidates."""
+    policy, verifier, estimator = settings_for(tasks[0])
+    controller = Controller(policy, make_estimator(estimator, policy), tasks[0].budget, len(tasks), verifier)
+    states = [controller.add(PromptState(problem=t.problem)) for t in tasks]  # all open before any decision
+    return [auto_prompt(t, controller, s) for t, s in zip(tasks, states)]
 
 
 def verifier_of(options: dict) -> str | None:
@@ -58,14 +82,20 @@ def auto_prompt(task: Task, controller: Controller | None = None, state: PromptS
     if state is None:
         state = controller.add(PromptState(problem=task.problem))
     how = check_aggregation(task.options.get("aggregate", "majority"))
-    verifier = controller.verifier
+    try:
+        return (yield from _auto(task, controller, state, shared, how))
+    finally:  # ended, failed or cancelled: the controller's barrier stops waiting for this prompt
+        controller.leave(state)
 
+
+def _auto(task: Task, controller: Controller, state: PromptState, shared: bool, how: str) -> StrategyGen:
+    verifier = controller.verifier
     if controller.estimator.needs_pik:
         [[pik]] = yield Score(verifier="pik", problem=task.problem, candidates=(("",),))
         state.pik = pik
     yield from sample_wave(task, state, controller.probe_k, verifier, "probe", how)
     while True:
-        plan: Plan = (yield Decide(state)) if shared else controller.plan([state])[0]
+        plan: Plan = (yield Decide(state, controller)) if shared else controller.plan([state])[0]
         if plan.stop:
             break
         wave = {"decision": controller.decisions, "kind": plan.kind, "strategy": plan.strategy, "n": plan.n,
@@ -108,7 +138,7 @@ def sample_wave(task: Task, state: PromptState, n: int, verifier: str | None, ph
 
 def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None, how: str) -> StrategyGen:
     """One step-level search (particle, beam, ...) with the prompt's whole remaining allotment."""
-    from ttscale.strategies import strategies
+    from ttscale.strategies.base import strategies
 
     options = {k: v for k, v in task.options.items() if k not in AUTO_OPTIONS}
     options.update(plan.settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ttscale.backends import register_backend
+from ttscale.backends.registry import register_backend
 from ttscale.backends.base import HFTokenizer
 from ttscale.errors import TTScaleError
 from ttscale.models import DEFAULT_MODEL, hf_model_path, is_default

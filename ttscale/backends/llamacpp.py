@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ttscale.backends import register_backend
+from ttscale.backends.registry import register_backend
 from ttscale.backends.base import Message
 from ttscale.backends.prefix_order import PrefixOrder, common_prefix
 from ttscale.errors import TTScaleError

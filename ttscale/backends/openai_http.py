@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from ttscale.backends import register_backend
+from ttscale.backends.registry import register_backend
 from ttscale.backends.base import HFTokenizer, Tokenizer
 from ttscale.backends.prefix_order import PrefixOrder
 from ttscale.errors import TTScaleError

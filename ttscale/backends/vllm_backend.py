@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ttscale.backends import register_backend
+from ttscale.backends.registry import register_backend
 from ttscale.backends.base import HFTokenizer
 from ttscale.errors import TTScaleError
 from ttscale.models import DEFAULT_MODEL, hf_model_path, is_default

@@ -53,7 +53,7 @@ def bench(
     from ttscale.bench.ray_exec import RaySettings
     from ttscale.bench.recipe import parse_int_list, resolve_config
     from ttscale.bench.run import run_bench
-    from ttscale.cli import stdout_to_stderr
+    from ttscale.stdio import stdout_to_stderr
 
     if timeout is not None and not timeout > 0:
         raise TTScaleError(f"--timeout must be positive, got {timeout}", "pass e.g. --timeout 120")

@@ -38,7 +38,6 @@ class Finished:
 
 @dataclass
 class _Live:
-    job: Job
     item: WorkItem
     seconds: float = 0.0  # this run's share of the rounds it took part in
 
@@ -69,65 +68,64 @@ class GridExecutor:
         self._prepared: dict[str, PreparedPrompt] = {}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # which process made a record (Ray runs have several)
 
-    def _start(self, item: WorkItem) -> _Live:
+    def _start(self, scheduler: Scheduler, item: WorkItem) -> Job:
         problem = self.problems[item.problem_id]
         if problem.id not in self._prepared:  # template once per problem, reused by every cell
             self._prepared[problem.id] = self.engine.prepare(problem.problem, self.config.sampling.system_prompt)
         task = make_task(self.engine, self._prepared[problem.id], self.config, item.label, item.run_budget, item.seed)
-        job = Job(strategies.get(self.config.strategy(item.label).strategy)(task))
-        job.advance(None)
-        return _Live(job, item)
+        return scheduler.submit(strategies.get(self.config.strategy(item.label).strategy)(task), tag=_Live(item))
 
-    def _finish(self, done: list[_Live]) -> Iterator[Finished]:
-        self.grader.prefetch([(self.problems[e.item.problem_id].answer, c.answer)
-                              for e in done for c in e.job.outcome.candidates])  # type: ignore[union-attr]
-        for e in done:
-            spec = self.config.strategy(e.item.label)
-            records = make_records(e.item, self.problems[e.item.problem_id], spec.strategy, e.job.outcome,  # type: ignore[arg-type]
-                                   e.job.ledger, e.seconds, self.grader)
-            stamp = record_stamp(self.config, self.problems[e.item.problem_id], e.item.label)
+    def _finish(self, done: list[Job]) -> Iterator[Finished]:
+        for job in done:
+            if job.error is not None:  # a bench run must not hide a broken strategy or verifier
+                raise job.error
+        self.grader.prefetch([(self.problems[j.tag.item.problem_id].answer, c.answer)
+                              for j in done for c in j.outcome.candidates])  # type: ignore[union-attr]
+        for job in done:
+            item = job.tag.item
+            spec = self.config.strategy(item.label)
+            records = make_records(item, self.problems[item.problem_id], spec.strategy, job.outcome,  # type: ignore[arg-type]
+                                   job.ledger, job.tag.seconds, self.grader)
+            stamp = record_stamp(self.config, self.problems[item.problem_id], item.label)
             for rec in records:
                 rec["worker"] = self.worker
                 rec.update(stamp)
-            yield Finished(e.item, records, e.job.ledger.generated_tokens)
+            yield Finished(item, records, job.ledger.generated_tokens)
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[Finished]:
         queue = deque(items)
-        live: list[_Live] = []
-        inflight = 0
-        scheduler = Scheduler(self.engine.backend, self.engine.scorer)
+        scheduler = self.engine.scheduler()  # with the engine's lock, like every other driver
         self.totals = scheduler.totals
         limit = self.config.max_inflight
         if getattr(self.engine.backend, "slots", None) == 1:
             # A one-sequence backend serves a round's prompts one after another: admitting one run at a
             # time costs nothing there, and each cell is written (and safe) the moment it finishes.
             limit = 1
-        while queue or live:
-            instant: list[_Live] = []
-            while queue and (not live or inflight + queue[0].run_budget <= limit):
-                entry = self._start(queue.popleft())
-                if entry.job.outcome is not None:  # a strategy that needed no model call
-                    instant.append(entry)
-                    continue
-                live.append(entry)
-                inflight += entry.item.run_budget
+        inflight = 0
+        while queue or scheduler.live:
+            instant: list[Job] = []
+            while queue and (not scheduler.live or inflight + queue[0].run_budget <= limit):
+                job = self._start(scheduler, queue.popleft())
+                if job.done:  # a strategy that needed no model call
+                    instant.append(job)
+                else:
+                    inflight += job.tag.item.run_budget
             yield from self._finish(instant)
+            live = list(scheduler.live)
             if not live:
                 continue
-            before = [_work(e.job.ledger) for e in live]
-            generated = [e.job.ledger.generated_tokens for e in live]
+            before = [_work(j.ledger) for j in live]
+            generated = [j.ledger.generated_tokens for j in live]
             started = time.perf_counter()
-            scheduler.round([e.job for e in live])
+            done = scheduler.step()
             spent = time.perf_counter() - started
             # Split the round's time by the tokens each run produced in it (equally if none did).
-            deltas = [_work(e.job.ledger) - b for e, b in zip(live, before)]
+            deltas = [_work(j.ledger) - b for j, b in zip(live, before)]
             total = sum(deltas)
-            for e, d in zip(live, deltas):
-                e.seconds += spent * (d / total if total else 1 / len(live))
+            for j, d in zip(live, deltas):
+                j.tag.seconds += spent * (d / total if total else 1 / len(live))
             if self.on_tokens:
-                self.on_tokens(sum(e.job.ledger.generated_tokens - g for e, g in zip(live, generated)))
-            done = [e for e in live if e.job.outcome is not None]
+                self.on_tokens(sum(j.ledger.generated_tokens - g for j, g in zip(live, generated)))
             if done:
-                live = [e for e in live if e.job.outcome is None]
-                inflight -= sum(e.item.run_budget for e in done)
+                inflight -= sum(j.tag.item.run_budget for j in done)
                 yield from self._finish(done)

@@ -191,20 +191,48 @@ _MAKERS = {"problem": problem_example, "synthesis": synthesis_example, "revision
            "judge_step": judge_step_example, "judge_solution": judge_solution_example, "pik": pik_example}
 
 
-def drills(examples: list[Example], n: int, per_drill: int, seed: int,
-           level_weights: tuple[float, ...] = (1, 1, 1, 1, 1)) -> list[list[str]]:
-    """`n` drills of `per_drill` true claims each, drawn from the examples' solutions, each claim from a
-    level chosen with `level_weights` (small-number facts first: they decide level-1 accuracy).
+def random_fact(rng: np.random.Generator, max_digits: int) -> str:
+    """One true claim `a op b = c` over operands of up to `max_digits` digits, each digit count equally
+    likely (so the 100 one-digit sums come up as often as all 3-digit ones), in the shapes the
+    solutions use: sums, differences (never negative), products by a factor of 2-12, exact divisions."""
+    def operand(digits: int) -> int:
+        d = int(rng.integers(1, digits + 1))
+        return int(rng.integers(0 if d == 1 else 10 ** (d - 1), 10 ** d))
 
-    Why: learning arithmetic only from whole word problems costs ~100 tokens per claim; a drill line
-    costs ~10, so the small model sees each kind of sum many more times within the CPU budget.
+    op = "+-*/"[int(rng.integers(4))]
+    if op in "+-":
+        a, b = operand(max_digits), operand(max_digits)
+        a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
+        return f"{a} {op} {b} = {a + b if op == '+' else a - b}"
+    factor = int(rng.integers(2, 13))
+    a = operand(max(1, max_digits - 1)) if op == "*" else operand(max(1, max_digits - 1)) * factor
+    return f"{a} * {factor} = {a * factor}" if op == "*" else f"{a} / {factor} = {a // factor}"
+
+
+def drills(examples: list[Example], n: int, per_drill: int, seed: int,
+           level_weights: tuple[float, ...] = (1, 1, 1, 1, 1), random_share: float = 0.5,
+           max_digits: int = 3, grow: bool = False) -> list[list[str]]:
+    """`n` drills of `per_drill` true claims each: a `random_share` of them random facts (`random_fact`;
+    with `grow`, their digit counts grow from 1 to `max_digits` over the first half of the drills, an
+    arithmetic curriculum when the drills are trained in order), the rest drawn from the examples'
+    solutions, each from a level chosen with `level_weights`.
+
+    Why: learning arithmetic only from whole word problems costs ~100 tokens per claim and gives the
+    result digits a small share of the loss; a drill line costs ~10 tokens, all of its loss on the result.
     """
-    rng = np.random.default_rng([seed, 13])
+    rng = np.random.default_rng([seed, 13, int(grow)])
     pools = {level: [f for e in examples if e.level == level for f in e.facts] for level in LEVELS}
     levels = [lv for lv in LEVELS if pools[lv] and lv <= len(level_weights) and level_weights[lv - 1] > 0]
     weights = np.array([level_weights[lv - 1] for lv in levels], dtype=float)
     out = []
-    for _ in range(n):
-        picks = rng.choice(len(levels), size=per_drill, p=weights / weights.sum())
-        out.append([pools[levels[k]][int(rng.integers(len(pools[levels[k]])))] for k in picks])
+    for i in range(n):
+        digits = min(max_digits, 1 + int(2 * i * max_digits / max(1, n))) if grow else max_digits
+        drill = []
+        for _ in range(per_drill):
+            if not levels or rng.random() < random_share:
+                drill.append(random_fact(rng, digits))
+            else:
+                lv = levels[int(rng.choice(len(levels), p=weights / weights.sum()))]
+                drill.append(pools[lv][int(rng.integers(len(pools[lv])))])
+        out.append(drill)
     return out

@@ -82,3 +82,12 @@ StrategyFn = Callable[[Task], StrategyGen]
 
 strategies: Registry[StrategyFn] = Registry("strategy")
 register_strategy = strategies.register
+
+
+def start_together(strategy: StrategyFn, tasks: list[Task]) -> tuple[list[StrategyGen], bool]:
+    """Coroutines for prompts submitted together, and whether they depend on each other. A strategy whose
+    prompts share something (auto's budget pool) sets a `together(tasks)` attribute that builds them."""
+    together = getattr(strategy, "together", None)
+    if together is not None:
+        return list(together(tasks)), True
+    return [strategy(t) for t in tasks], False

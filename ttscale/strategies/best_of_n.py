@@ -10,28 +10,12 @@ one Generate per wave (see `ttscale.strategies.temperature`); the vote pools the
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
-from ttscale.requests import Generate, Score
+from ttscale.requests import Generate
 from ttscale.strategies.aggregate import aggregate, check_aggregation
-from ttscale.strategies.steps import aggregate_steps
+from ttscale.strategies.candidate_scores import LOGPROB_SCORER, score_candidates
 from ttscale.strategies.base import Candidate, StrategyGen, Task, register_strategy
-
-LOGPROB_SCORER = "logprob"
-
-
-def score_candidates(task: Task, candidates: list[Candidate], scorer: str, completions_logprob: list[float | None]):
-    """Fill `Candidate.scores[scorer]`: from logprobs in hand, or by yielding a Score request."""
-    if scorer == LOGPROB_SCORER:
-        for c, lp in zip(candidates, completions_logprob):
-            c.scores[scorer] = math.exp(lp) if lp is not None else None
-        return
-    scores = yield Score(verifier=scorer, problem=task.problem, candidates=tuple((c.text,) for c in candidates),
-                         options={"unit": "solution"})
-    for c, s in zip(candidates, scores):
-        c.scores[scorer] = aggregate_steps(list(s), "last") if s else None  # "no claim here": neutral, not 0
-
 
 def wave_sizes(budget: int, waves: int) -> list[int]:
     """Split `budget` samples into `waves` near-equal requests (largest first)."""

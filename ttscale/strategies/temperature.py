@@ -29,7 +29,7 @@ from ttscale.errors import TTScaleError
 from ttscale.requests import Completion, Generate, Sampling
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, StrategyGen, Task, register_strategy
-from ttscale.strategies.best_of_n import LOGPROB_SCORER, score_candidates
+from ttscale.strategies.candidate_scores import LOGPROB_SCORER, score_candidates
 
 DEFAULT_TEMPERATURES = (0.3, 0.6, 0.9, 1.2)
 
