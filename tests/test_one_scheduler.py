@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from tests.fakes import CharTokenizer, ExactChecker, FakeBackend
+from fakes import CharTokenizer, ExactChecker, FakeBackend
 from ttscale import Engine
 from ttscale.errors import TTScaleError
 from ttscale.requests import Completion, Generate, GenRequest, GenResult, Sampling, Score
@@ -147,8 +147,8 @@ def test_poison_caller_through_asolve_fails_alone():
     eng, _ = engine()
 
     async def main():
-        calls = [eng.asolve(f"problem {i}", strategy="best_of_n", budget=2, verifier="self_judge") for i in range(4)]
-        calls.insert(2, eng.asolve("problem x", strategy="best_of_n", budget=2, verifier="nope"))
+        calls = [eng.asolve(f"problem {i}", strategy="particle", budget=2, verifier="self_judge") for i in range(4)]
+        calls.insert(2, eng.asolve("problem x", strategy="particle", budget=2, verifier="nope"))
         return await asyncio.gather(*calls, return_exceptions=True)
 
     out = asyncio.run(main())

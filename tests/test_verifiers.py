@@ -81,7 +81,7 @@ def test_extract_answer(text: str, expected: str | None) -> None:
 def test_extract_answer_linear_on_hostile_text(text: str) -> None:
     start = time.perf_counter()
     extract_answer(text)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0  # a guard against quadratic blow-up (minutes here), not a timing
 
 
 def test_normalize_only_cosmetic() -> None:

@@ -76,13 +76,13 @@ def solve(
     top_p: float = typer.Option(1.0, "--top-p"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Per candidate (default from the model)."),
     aggregate: Optional[str] = typer.Option(None, "--aggregate", help="majority | weighted | top (default: majority for best_of_n, top for search)"),
-    scorer: str = typer.Option("logprob", "--scorer", help="Best-of-N: verifier that scores whole candidates for weighted/top."),
-    verifier: str = typer.Option("arith_steps", "--verifier", help="Step-level search: process verifier (arith_steps | self_judge | prm)."),
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="Best-of-N: verifier that scores whole candidates for weighted/top."),
+    verifier: Optional[str] = typer.Option(None, "--verifier", help="Step-level search, parallel_thinking, refine, auto: process verifier (arith_steps | self_judge | prm | none; default arith_steps)."),
     prm_model: Optional[str] = typer.Option(None, "--prm-model", help="HF id or folder of the PRM for --verifier prm."),
     prm_engine: str = typer.Option("transformers", "--prm-engine", help="transformers | vllm, for --verifier prm."),
     prm_format: str = typer.Option("auto", "--prm-format", help="auto | qwen | shepherd, for --verifier prm."),
     step_aggregate: Optional[str] = typer.Option(None, "--step-aggregate", help="Step scores -> path score: last | min | prod | mean (default: last for step search, min for parallel_thinking / refine verdicts)."),
-    beam_width: int = typer.Option(4, "--beam-width", help="beam / dvts: expansions per kept beam (M)."),
+    beam_width: Optional[int] = typer.Option(None, "--beam-width", help="beam / dvts: expansions per kept beam (M)."),
     step_delimiter: Optional[str] = typer.Option(None, "--step-delimiter", help="Text that ends a step (default: the model's, else a blank line)."),
     ess_threshold: Optional[float] = typer.Option(None, "--ess-threshold", help="particle: resample when ESS < this x N (default: every round)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Step-level search: most steps per solution (default 32)."),
@@ -90,54 +90,44 @@ def solve(
     temperatures: Optional[str] = typer.Option(None, "--temperatures", help="temperature / best_of_n / particle: sampling temperature grid, e.g. 0.3,0.6,0.9,1.2."),
     temperature_shares: Optional[str] = typer.Option(None, "--temperature-shares", help="Share of the budget per grid temperature, e.g. 1,1,2,1 (default equal)."),
     wave_size: Optional[int] = typer.Option(None, "--wave-size", help="temperature: samples per wave (default one per grid temperature)."),
-    early_exit: bool = typer.Option(True, "--early-exit/--no-early-exit", help="temperature: stop once the vote's winner is certain."),
+    early_exit: Optional[bool] = typer.Option(None, "--early-exit/--no-early-exit", help="temperature: stop once the vote's winner is certain."),
     paths: Optional[int] = typer.Option(None, "--paths", help="parallel_thinking: K reasoning paths (default budget - 1; K + 1 <= budget)."),
     synthesis_prompt: Optional[str] = typer.Option(None, "--synthesis-prompt", help="parallel_thinking: synthesis prompt with {problem}, {k} and {paths}."),
-    fallback: bool = typer.Option(True, "--fallback/--no-fallback", help="parallel_thinking: use the paths' majority when the synthesis answer is not among them or fails the verifier."),
+    fallback: Optional[bool] = typer.Option(None, "--fallback/--no-fallback", help="parallel_thinking: use the paths' majority when the synthesis answer is not among them or fails the verifier."),
     width: Optional[int] = typer.Option(None, "--width", help="refine: parallel chains (width x turns <= budget)."),
     turns: Optional[int] = typer.Option(None, "--turns", help="refine: attempts per chain, the first included (default budget / width)."),
     accept_threshold: Optional[float] = typer.Option(None, "--accept-threshold", help="parallel_thinking / refine: verifier score that accepts a solution (default 0.5)."),
     feedback_prompt: Optional[str] = typer.Option(None, "--feedback-prompt", help="refine: the verdict turn, with {score}, {hint}, {answer}, {problem}."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
     policy: Optional[str] = typer.Option(None, "--policy", help="--strategy auto: policy JSON from `ttscale calibrate` (default: built-in)."),
+    opt: list[str] = typer.Option([], "--opt", help="Any option of the strategy as key=value (repeatable), e.g. --opt weight_temperature=0.5; `ttscale strategies` lists them."),
 ) -> None:
     """Solve one problem; the answer goes to stdout, what was spent to stderr."""
     from ttscale.engine import Engine, check_budget
     from ttscale.scoring import scorers
     from ttscale.strategies import strategies
+    from ttscale.strategies.options import options_class, parse_cli, parse_options
 
     strategies.get(strategy)  # fail on a typo before loading a model
     check_budget(budget)
-    options: dict[str, Any] = {"scorer": scorer, "verifier": verifier, "beam_width": beam_width}
-    if strategy not in ("best_of_n", "temperature") and verifier != "none":
-        scorers.get(verifier)
-    if step_aggregate:
-        options["step_aggregate"] = step_aggregate
-    if not early_exit:
-        options["early_exit"] = False
-    if not fallback:
-        options["fallback"] = False
-    for key, value in (("temperatures", temperatures), ("temperature_shares", temperature_shares),
-                       ("wave_size", wave_size), ("paths", paths), ("synthesis_prompt", synthesis_prompt),
-                       ("width", width), ("turns", turns), ("accept_threshold", accept_threshold),
-                       ("feedback_prompt", feedback_prompt)):
-        if value is not None:
-            options[key] = value
-    if aggregate:
-        options["aggregate"] = aggregate
+    flags = {"scorer": scorer, "verifier": verifier, "beam_width": beam_width, "step_aggregate": step_aggregate,
+             "early_exit": early_exit, "fallback": fallback, "temperatures": temperatures,
+             "temperature_shares": temperature_shares, "wave_size": wave_size, "paths": paths,
+             "synthesis_prompt": synthesis_prompt, "width": width, "turns": turns,
+             "accept_threshold": accept_threshold, "feedback_prompt": feedback_prompt, "aggregate": aggregate,
+             "ess_threshold": ess_threshold, "max_steps": max_steps, "step_tokens": step_tokens}
+    options: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}  # only what was given
+    options.update(parse_cli(opt))
+    if step_delimiter:
+        options["step_delimiter"] = step_delimiter.encode().decode("unicode_escape")  # "\n\n" from a shell
     if policy:
         from ttscale.allocate import load_policy
 
         options["policy"] = load_policy(policy)  # a bad file fails here, before a model loads
-    if step_delimiter:
-        options["step_delimiter"] = step_delimiter.encode().decode("unicode_escape")  # "\n\n" from a shell
-    if ess_threshold is not None:
-        options["ess_threshold"] = ess_threshold
-    for key, value in (("max_steps", max_steps), ("step_tokens", step_tokens)):
-        if value is not None:
-            if value < 1:
-                raise TTScaleError(f"--{key.replace('_', '-')} must be at least 1", "pass a positive number")
-            options[key] = value
+    parse_options(strategy, options_class(strategy), options)  # a misspelt or misplaced option: one line
+    for key in ("verifier", "scorer"):
+        if options.get(key) not in (None, "none", "logprob"):
+            scorers.get(str(options[key]))  # an unknown verifier, before the model loads
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory, timeout, retries)
     with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:
@@ -207,7 +197,16 @@ def list_strategies() -> None:
     """List the strategies you can pass to --strategy."""
     from ttscale.strategies import strategies
 
-    print("\n".join(strategies.names()))
+    from ttscale.strategies.options import ENGINE_OPTIONS, fields_of, options_class
+
+    for name in strategies.names():
+        cls = options_class(name)
+        if cls is None:
+            print(f"{name}  (options: any, unchecked)")
+            continue
+        defaults = cls()
+        shown = [f"{k}={getattr(defaults, k)!r}" for k in fields_of(cls) if k not in ENGINE_OPTIONS]
+        print(f"{name}  options: {', '.join(shown) or '(none)'}")
 
 
 from ttscale.bench.commands import register as _register_bench  # noqa: E402

@@ -26,6 +26,7 @@ from ttscale.scoring import scorers
 from ttscale.strategies import strategies
 from ttscale.strategies.aggregate import vote_share
 from ttscale.strategies.base import Task, start_together
+from ttscale.strategies.options import options_class, parse_options
 
 Prompt = str | Sequence[Message]
 
@@ -98,9 +99,10 @@ class Engine:
             raise TTScaleError("solve_batch takes a list of prompts", "wrap a single prompt in a list, or call solve()")
         if not prompts:
             raise TTScaleError("no prompts given", "pass at least one problem")
+        parse_options(strategy, options_class(strategy), options)  # a misspelt option fails before any work
         self.check_verifier(options)
         prepared = [self.prepare(p, system_prompt) for p in prompts]
-        tasks = [self.task(p, budget, seed, temperature, top_p, max_tokens, stop, options) for p in prepared]
+        tasks = [self.task(p, budget, seed, temperature, top_p, max_tokens, stop, options, strategy) for p in prepared]
         scheduler = self.scheduler()
         gens, together = start_together(strategy_fn, tasks)
         outcomes = job_outcomes(scheduler.run(gens, together=together))
@@ -138,9 +140,10 @@ class Engine:
             if deadline_s <= 0:
                 raise TTScaleError(f"deadline_s must be positive, got {deadline_s}", "pass seconds, e.g. 30")
             options.setdefault("waves", min(budget, 4))  # smaller rounds, so there is something to return early
+        parse_options(strategy, options_class(strategy), options)
         self.check_verifier(options)
         prep = self.prepare(prompt, system_prompt)
-        task = self.task(prep, budget, seed, temperature, top_p, max_tokens, stop, options)
+        task = self.task(prep, budget, seed, temperature, top_p, max_tokens, stop, options, strategy)
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             self._async = (loop, AsyncScheduler(self.scheduler()))
@@ -224,8 +227,9 @@ class Engine:
         return PreparedPrompt(problem, ids, tuple((m["role"], m["content"]) for m in messages))
 
     def task(self, prep: PreparedPrompt, budget: int, seed: int, temperature: float, top_p: float,
-             max_tokens: int | None, stop: Sequence[str], options: dict[str, Any]) -> Task:
-        """The strategy's view of one prepared prompt: sampling, seeded rng, answer extraction, rendering."""
+             max_tokens: int | None, stop: Sequence[str], options: dict[str, Any], strategy: str | None = None) -> Task:
+        """The strategy's view of one prepared prompt: sampling, seeded rng, answer extraction, rendering,
+        and (given the strategy's name) its options checked against its options class."""
         check_sampling(temperature, top_p, max_tokens, stop)
         room = self.backend.context_length - len(prep.prompt_ids)
         sampling = Sampling(
@@ -239,7 +243,10 @@ class Engine:
         rng = np.random.default_rng([seed, zlib.crc32(prep.problem.encode())])
         from verifiers import extract_answer
 
+        options = {"step_delimiter": self.defaults.step_delimiter, **options}
+        typed = parse_options(strategy, options_class(strategy), options) if strategy else None
         return Task(
+            opts=typed,
             problem=prep.problem,
             prompt_ids=prep.prompt_ids,
             budget=budget,
@@ -247,7 +254,7 @@ class Engine:
             sampling=sampling,
             extract=extract_answer,
             cluster=self.checker.cluster,
-            options={"step_delimiter": self.defaults.step_delimiter, **options},
+            options=options,
             render=self._render,
             messages=prep.messages,
             context_length=self.backend.context_length,

@@ -48,7 +48,10 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # numbers, n
 
 
 class TTScaleOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The `ttscale` body field. Fields beyond these are the strategy's own options (`ttscale strategies`
+    lists them), checked against its options class before any work."""
+
+    model_config = ConfigDict(extra="allow")
     strategy: str = "best_of_n"
     budget: Count = 4
     verifier: str | None = None
@@ -80,17 +83,29 @@ def error(status: int, message: str, kind: str = "invalid_request_error") -> JSO
     return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
 
 
-def check_names(opts: TTScaleOptions) -> None:
-    """Unknown strategy, verifier or aggregation: refused before any work (TTScaleError names the choices)."""
+def strategy_options(opts: TTScaleOptions) -> dict[str, Any]:
+    """The strategy's options from the request, checked before any work (TTScaleError names the choices):
+    unknown strategy, option, verifier or aggregation. `verifier` reaches a strategy that scores whole
+    candidates (declares `scorer`, no `verifier`) as its scorer."""
     from ttscale.scoring import scorers
     from ttscale.strategies import strategies
     from ttscale.strategies.aggregate import check_aggregation
+    from ttscale.strategies.options import fields_of, options_class, parse_options
 
     strategies.get(opts.strategy)
-    if opts.verifier not in (None, "", "none"):
-        scorers.get(opts.verifier)
+    cls = options_class(opts.strategy)
+    declared = fields_of(cls) if cls is not None else {}
+    given: dict[str, Any] = dict(opts.model_extra or {})
+    given.update({k: v for k, v in (("aggregate", opts.aggregate), ("beam_width", opts.beam_width)) if v is not None})
+    if opts.verifier is not None:
+        given["scorer" if "scorer" in declared and "verifier" not in declared else "verifier"] = opts.verifier
+    parse_options(opts.strategy, cls, given)
+    for key in ("verifier", "scorer"):
+        if given.get(key) not in (None, "", "none", "logprob"):
+            scorers.get(str(given[key]))
     if opts.aggregate is not None:
         check_aggregation(opts.aggregate)
+    return given
 
 
 class Guard:
@@ -206,15 +221,15 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
         if opts.budget > max_budget:
             return error(400, f"ttscale.budget {opts.budget} is over this server's maximum of {max_budget}")
         try:
-            check_names(opts)
+            options = strategy_options(opts)
         except TTScaleError as e:
             return error(400, str(e))
         kwargs: dict[str, Any] = {k: v for k, v in {
             "temperature": req.temperature, "top_p": req.top_p,
             "max_tokens": req.max_completion_tokens or req.max_tokens,
-            "verifier": opts.verifier, "aggregate": opts.aggregate, "beam_width": opts.beam_width,
             "stop": [req.stop] if isinstance(req.stop, str) else req.stop,
         }.items() if v is not None}
+        kwargs.update(options)
         work = asyncio.create_task(engine.asolve([m.model_dump(exclude_none=True) for m in req.messages],
                                                  strategy=opts.strategy, budget=opts.budget, seed=req.seed or 0,
                                                  deadline_s=opts.deadline_s, **kwargs))

@@ -23,7 +23,7 @@ from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task
 from ttscale.strategies.candidate_scores import score_candidates
 
 # Options of `auto` itself; everything else in task.options reaches the strategies it runs.
-AUTO_OPTIONS = ("policy", "estimator", "aggregate")
+AUTO_OPTIONS = ("policy", "estimator", "aggregate")  # (AutoOptions' own fields, less the verifier it hands on)
 
 
 @dataclass
@@ -56,18 +56,14 @@ def auto_together(tasks: list[Task]) -> list[StrategyGen]:
     return [auto_prompt(t, controller, s) for t, s in zip(tasks, states)]
 
 
-def verifier_of(options: dict) -> str | None:
-    """The configured verifier; None when there is none (also for the CLI's `--verifier none`)."""
-    v = options.get("verifier")
-    return None if not v or v == "none" else str(v)
-
-
 def settings_for(task: Task) -> tuple[Policy, str | None, str]:
     """The policy, the verifier (None: no verifier configured) and the estimator name for a task."""
-    policy = load_policy(task.options.get("policy"))
-    verifier = verifier_of(task.options)
-    estimator = task.options.get("estimator") or policy.estimator
-    return policy, verifier, estimator
+    from ttscale.strategies.auto import AutoOptions
+
+    o = task.options_as(AutoOptions, "auto")
+    policy = load_policy(o.policy)
+    verifier = None if not o.verifier or o.verifier == "none" else o.verifier
+    return policy, verifier, o.estimator or policy.estimator
 
 
 def local_controller(task: Task) -> Controller:
@@ -76,12 +72,14 @@ def local_controller(task: Task) -> Controller:
 
 
 def auto_prompt(task: Task, controller: Controller | None = None, state: PromptState | None = None) -> StrategyGen:
+    from ttscale.strategies.auto import AutoOptions
+
     shared = controller is not None
     if controller is None:
         controller = local_controller(task)
     if state is None:
         state = controller.add(PromptState(problem=task.problem))
-    how = check_aggregation(task.options.get("aggregate", "majority"))
+    how = check_aggregation(task.options_as(AutoOptions, "auto").aggregate)
     try:
         return (yield from _auto(task, controller, state, shared, how))
     finally:  # ended, failed or cancelled: the controller's barrier stops waiting for this prompt

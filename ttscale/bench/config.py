@@ -119,9 +119,13 @@ class BenchConfig:
         return next(s for s in self.strategies if s.label == label)
 
     def options_for(self, spec: StrategySpec) -> dict[str, Any]:
-        """Strategy options as the strategy sees them: the top-level verifier fills in `verifier`."""
+        """Strategy options as the strategy sees them: the top-level verifier fills in `verifier` for the
+        strategies that take one."""
+        from ttscale.strategies.options import fields_of, options_class
+
         opts = dict(spec.options)
-        if self.verifier and spec.strategy != "best_of_n":
+        cls = options_class(spec.strategy)
+        if self.verifier and (cls is None or "verifier" in fields_of(cls)):
             opts.setdefault("verifier", self.verifier)
         return opts
 

@@ -51,7 +51,8 @@ def make_task(engine: Engine, prep: PreparedPrompt, config: BenchConfig, label: 
     cell and `engine.solve(...)` with the same settings are the same run."""
     spec = config.strategy(label)
     s = config.sampling
-    return engine.task(prep, budget, seed, s.temperature, s.top_p, s.max_tokens, s.stop, config.options_for(spec))
+    return engine.task(prep, budget, seed, s.temperature, s.top_p, s.max_tokens, s.stop, config.options_for(spec),
+                       spec.strategy)
 
 
 class GridExecutor:

@@ -53,20 +53,24 @@ def check_names(config: BenchConfig) -> None:
     from ttscale.backends import backends
     from ttscale.scoring import scorers
     from ttscale.strategies import strategies
+    from ttscale.errors import TTScaleError
     from ttscale.strategies.aggregate import check_aggregation
+    from ttscale.strategies.options import options_class, parse_options
 
     get_loader(config.dataset.name)
     backends.get(config.backend)
     for spec in config.strategies:
         strategies.get(spec.strategy)
         opts = config.options_for(spec)
+        try:
+            parse_options(spec.strategy, options_class(spec.strategy), opts)
+        except TTScaleError as e:
+            raise TTScaleError(f"strategies.{spec.label}: {e.problem}", e.fix) from None
         if "aggregate" in opts:
             check_aggregation(opts["aggregate"])
-        if spec.strategy == "best_of_n":
-            if opts.get("scorer", "logprob") != "logprob":
-                scorers.get(opts["scorer"])
-        else:
-            scorers.get(opts.get("verifier", "arith_steps"))
+        for key in ("verifier", "scorer"):
+            if opts.get(key) not in (None, "none", "logprob"):
+                scorers.get(str(opts[key]))
 
 
 def probe_budgets(config: BenchConfig) -> None:

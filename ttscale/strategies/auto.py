@@ -14,10 +14,24 @@ verifier features and searches), `aggregate` (majority | weighted | top over all
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 from ttscale.strategies.base import StrategyGen, Task, register_strategy
+from ttscale.strategies.options import StrategyOptions
 
 
-@register_strategy("auto")
+@dataclass(frozen=True)
+class AutoOptions(StrategyOptions):
+    policy: Any = None  # a policy JSON path from `ttscale calibrate`, a dict or a Policy (default: built-in)
+    estimator: str | None = None  # probe | pik | learned | a registered one (default: the policy's)
+    aggregate: str = "majority"  # majority | weighted | top over all candidates
+    verifier: str | None = None  # a process verifier: verifier features, and searches for split votes
+    # Options of the strategies auto may run are accepted and handed on to them.
+    passes_to: ClassVar[tuple[str, ...]] = ("best_of_n", "beam", "dvts", "particle")
+
+
+@register_strategy("auto", options=AutoOptions)
 def auto(task: Task) -> StrategyGen:
     from ttscale.allocate import prompt  # registers `pik` too
 

@@ -8,12 +8,15 @@ their requests to the model as one batch per round. Everything a strategy needs 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, TypeVar
 
 import numpy as np
 
 from ttscale.registry import Registry
 from ttscale.requests import Completion, Request, Sampling
+from ttscale.strategies.options import parse_options
+
+O = TypeVar("O")
 
 
 @dataclass
@@ -71,6 +74,15 @@ class Task:
     best_so_far: "Outcome | None" = None
     # Progress a strategy reports (candidates finished, steps scored, resampled); asolve forwards them.
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The strategy's typed options (see strategies/options.py), parsed and checked by the engine.
+    opts: Any = None
+
+    def options_as(self, cls: type[O], strategy: str) -> O:
+        """This task's options as `cls`: the engine's parse, or (a task built by hand or handed on by
+        `auto`) one made here from `options`, ignoring names that belong to other strategies."""
+        if not isinstance(self.opts, cls):
+            return parse_options(strategy, cls, self.options, strict=False)
+        return self.opts
 
     def seed(self) -> int:
         """A fresh backend seed drawn from this prompt's generator: same task seed, same samples."""
@@ -81,7 +93,15 @@ StrategyGen = Generator[Request, Any, Outcome]
 StrategyFn = Callable[[Task], StrategyGen]
 
 strategies: Registry[StrategyFn] = Registry("strategy")
-register_strategy = strategies.register
+
+
+def register_strategy(name: str, options: type | None = None) -> Callable[[StrategyFn], StrategyFn]:
+    """Register a strategy under `name`, with its options dataclass (see strategies/options.py): the API,
+    the CLI's --opt, bench recipes and `ttscale serve` all check options against it."""
+    def add(fn: StrategyFn) -> StrategyFn:
+        fn.options = options  # type: ignore[attr-defined]
+        return strategies.register(name)(fn)
+    return add
 
 
 def start_together(strategy: StrategyFn, tasks: list[Task]) -> tuple[list[StrategyGen], bool]:

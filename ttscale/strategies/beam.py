@@ -10,22 +10,29 @@ child, which keeps the N/M final solutions diverse. Both spend one Generate per 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ttscale.errors import TTScaleError
+from ttscale.strategies.options import StepSearchOptions
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Outcome, StrategyGen, Task, register_strategy
 from ttscale.strategies.steps import Path, aggregate_steps, check_step_aggregation, extend, score_paths, step_limits
 
 
-def _settings(task: Task) -> tuple[str, str, str, int]:
-    o = task.options
-    width = int(o.get("beam_width", 4))
+@dataclass(frozen=True)
+class BeamOptions(StepSearchOptions):
+    beam_width: int = 4  # expansions per kept beam (M); budget / M beams are kept
+
+
+def _settings(task: Task, name: str) -> tuple[str, str, str, int, BeamOptions]:
+    o = task.options_as(BeamOptions, name)
+    width = o.beam_width
     if width < 1:
         raise TTScaleError("beam_width must be at least 1", "pass e.g. --beam-width 4")
     if task.budget < width:
         raise TTScaleError(f"budget {task.budget} is smaller than the beam width {width}",
                            f"pass --budget {width} or more, or a smaller --beam-width")
-    return (o.get("verifier", "arith_steps"), check_step_aggregation(o.get("step_aggregate", "last")),
-            check_aggregation(o.get("aggregate", "top")), width)
+    return o.verifier, check_step_aggregation(o.step_aggregate), check_aggregation(o.aggregate), width, o
 
 
 def _finish(task: Task, finished: list[Path], verifier: str, how_steps: str, how_final: str, details: dict) -> Outcome:
@@ -42,10 +49,10 @@ def _finish(task: Task, finished: list[Path], verifier: str, how_steps: str, how
     return outcome
 
 
-@register_strategy("beam")
+@register_strategy("beam", options=BeamOptions)
 def beam(task: Task) -> StrategyGen:
-    verifier, how_steps, how_final, width = _settings(task)
-    limits = step_limits(task)
+    verifier, how_steps, how_final, width, o = _settings(task, "beam")
+    limits = step_limits(task, o)
     n = task.budget
     keep = max(1, n // width)
     [frontier] = yield from extend(task, [Path()], n, limits)  # N first steps from the prompt
@@ -70,10 +77,10 @@ def beam(task: Task) -> StrategyGen:
                    {"beam_width": width, "beams_kept": keep, "rounds": rounds, "kept_scores": kept_log})
 
 
-@register_strategy("dvts")
+@register_strategy("dvts", options=BeamOptions)
 def dvts(task: Task) -> StrategyGen:
-    verifier, how_steps, how_final, width = _settings(task)
-    limits = step_limits(task)
+    verifier, how_steps, how_final, width, o = _settings(task, "dvts")
+    limits = step_limits(task, o)
     trees = [Path() for _ in range(max(1, task.budget // width))]
     rounds = 0
     while any(not t.done for t in trees) and rounds < limits.max_steps:

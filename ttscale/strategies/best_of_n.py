@@ -10,12 +10,13 @@ one Generate per wave (see `ttscale.strategies.temperature`); the vote pools the
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ttscale.requests import Generate
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.candidate_scores import LOGPROB_SCORER, score_candidates
 from ttscale.strategies.base import Candidate, StrategyGen, Task, register_strategy
+from ttscale.strategies.options import StrategyOptions
 
 def wave_sizes(budget: int, waves: int) -> list[int]:
     """Split `budget` samples into `waves` near-equal requests (largest first)."""
@@ -23,20 +24,29 @@ def wave_sizes(budget: int, waves: int) -> list[int]:
     return [budget // waves + (1 if i < budget % waves else 0) for i in range(waves)]
 
 
-@register_strategy("best_of_n")
+@dataclass(frozen=True)
+class BestOfNOptions(StrategyOptions):
+    aggregate: str = "majority"  # majority | weighted | top
+    scorer: str = LOGPROB_SCORER  # what scores whole candidates for weighted / top: logprob or a verifier
+    temperatures: tuple[float, ...] | None = None  # optional grid: the N samples spread over temperatures
+    temperature_shares: tuple[float, ...] | None = None
+
+
+@register_strategy("best_of_n", options=BestOfNOptions)
 def best_of_n(task: Task) -> StrategyGen:
     """`waves` > 1 (set by asolve when a deadline is given) samples in several rounds and keeps the vote
     so far in `task.best_so_far`, so a deadline can return an answer before all N are done."""
     from ttscale.strategies.temperature import sample_at, temperature_grid  # (that module imports this one)
 
-    how = check_aggregation(task.options.get("aggregate", "majority"))
-    scorer = task.options.get("scorer", LOGPROB_SCORER)
+    o = task.options_as(BestOfNOptions, "best_of_n")
+    how = check_aggregation(o.aggregate)
+    scorer = o.scorer
     sampling = replace(task.sampling, seed=task.seed(), logprobs=task.sampling.logprobs or scorer == LOGPROB_SCORER)
-    grid = temperature_grid(task.options)  # optional: the N samples spread over several temperatures
+    grid = temperature_grid(o)  # optional: the N samples spread over several temperatures
     order = grid.order(task.budget) if grid else []
     candidates: list[Candidate] = []
     outcome = None
-    for w, size in enumerate(wave_sizes(task.budget, task.options.get("waves", 1))):
+    for w, size in enumerate(wave_sizes(task.budget, o.waves)):
         wave_sampling = replace(sampling, seed=sampling.seed + 104729 * w) if w else sampling
         if grid is None:
             [completions] = yield Generate(prefixes=(task.prompt_ids,), n=size, sampling=wave_sampling, messages=task.messages)

@@ -25,15 +25,27 @@ synthesis (`meta["role"]`), so a result's JSON carries every path's text and the
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Callable, Generator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ttscale.errors import TTScaleError
-from ttscale.requests import Generate, Score
+from ttscale.requests import Generate
 from ttscale.strategies.aggregate import aggregate
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
-from ttscale.strategies.steps import aggregate_steps, check_step_aggregation
-from ttscale.strategies.temperature import flag
+from ttscale.strategies.new_prompts import (
+    JudgedOptions,
+    Messages,
+    accept_threshold,
+    answer_room,
+    cluster,
+    compact,
+    fit_prompt,
+    prompt_limit,
+    system_messages,
+    verifier_name,
+    verify,
+)
+from ttscale.strategies.steps import check_step_aggregation
 
 DEFAULT_SYNTHESIS_PROMPT = (
     "Problem: {problem}\n\n"
@@ -43,111 +55,9 @@ DEFAULT_SYNTHESIS_PROMPT = (
     "Put your final answer within \\boxed{{}}."
 )
 PATH_HEADER = "Attempt {i}:\n"
-ELISION = "\n[...]\n"
-MIN_KEPT_CHARS = 24  # a compacted text keeps at least this much (about the final-answer sentence)
-MIN_ANSWER_ROOM = 64  # tokens a new prompt always leaves for the answer (unless max_tokens is smaller)
-
-Messages = list[dict[str, str]]
-
-
-# -- helpers shared with `refine` ----------------------------------------------------------------------
-def context_length(task: Task) -> int | None:
-    """The model's context length, when the engine tells the strategy (`Task.context_length`)."""
-    return getattr(task, "context_length", None)
-
-
-def prompt_limit(task: Task, longest: int) -> int | None:
-    """Most tokens a new prompt may take: the context less room for the answer, which is twice the longest
-    solution seen so far (`longest` tokens; at least MIN_ANSWER_ROOM), at most max_tokens or half the context."""
-    ctx = context_length(task)
-    if ctx is None:
-        return None
-    return ctx - min(task.sampling.max_tokens, ctx // 2, max(2 * longest, MIN_ANSWER_ROOM))
-
-
-def answer_room(task: Task, prompt_len: int) -> int:
-    """max_tokens for a completion of a `prompt_len`-token prompt: the task's, capped by the context."""
-    ctx = context_length(task)
-    room = task.sampling.max_tokens if ctx is None else min(task.sampling.max_tokens, ctx - prompt_len)
-    return max(1, room)
-
-
-def compact(text: str, cap: int | None) -> str:
-    """`text` cut to at most `cap` characters: its head, an elision mark, and a longer tail."""
-    if cap is None or len(text) <= cap:
-        return text
-    keep = max(cap - len(ELISION), 0)
-    tail = keep - keep // 3
-    head = keep - tail
-    return text[:head] + ELISION + (text[len(text) - tail:] if tail else "")
-
-
-def fit_prompt(task: Task, build: Callable[[int | None], Messages], longest: int,
-               limit: int | None) -> tuple[tuple[int, ...], Messages, int | None] | None:
-    """Render `build(None)`; if it has more than `limit` tokens, the largest per-text cap (in characters,
-    texts up to `longest` long) that fits.
-
-    Returns (prompt ids, messages, cap or None if nothing was cut), or None when even texts cut to
-    MIN_KEPT_CHARS do not fit.
-    """
-    if task.render is None:
-        raise TTScaleError("this strategy writes new prompts and needs the model's chat template",
-                           "use a backend with a tokenizer (llamacpp, vllm, transformers, or openai with --tokenizer)")
-    messages = build(None)
-    ids = task.render(messages)
-    if limit is None or len(ids) <= limit:
-        return ids, messages, None
-    best = None
-    lo, hi = MIN_KEPT_CHARS, max(longest - 1, MIN_KEPT_CHARS)
-    while lo <= hi:  # binary search on the cap: renders are cheap next to generation
-        mid = (lo + hi) // 2
-        messages = build(mid)
-        ids = task.render(messages)
-        if len(ids) <= limit:
-            best, lo = (ids, messages, mid), mid + 1
-        else:
-            hi = mid - 1
-    return best
-
-
-def system_messages(task: Task) -> Messages:
-    return [{"role": r, "content": c} for r, c in (task.messages or ()) if r == "system"]
-
-
-def solution_steps(task: Task, text: str) -> tuple[str, ...]:
-    """A complete solution as steps for a Score request, split on the step delimiter."""
-    delimiter = task.options.get("step_delimiter") or "\n\n"
-    return tuple(s.strip() for s in text.split(delimiter) if s.strip()) or (text.strip(),)
-
-
-def verifier_name(task: Task) -> str | None:
-    name = task.options.get("verifier", "arith_steps")
-    return None if name in (None, "", "none") else str(name)
-
-
-def verify(task: Task, texts: Sequence[str], verifier: str,
-           how_steps: str) -> Generator[Any, Any, list[tuple[float, list[float | None]]]]:
-    """ONE Score request for whole solutions; (aggregated score, step scores) per text."""
-    scores = yield Score(verifier=verifier, problem=task.problem,
-                         candidates=tuple(solution_steps(task, t) for t in texts))
-    return [(aggregate_steps(list(s), how_steps), list(s)) for s in scores]
-
-
-def accept_threshold(task: Task) -> float:
-    t = float(task.options.get("accept_threshold", 0.5))
-    if not 0.0 <= t <= 1.0:
-        raise TTScaleError(f"accept_threshold must be in [0, 1], got {t}", "pass e.g. 0.5")
-    return t
-
-
-def cluster(task: Task, candidates: list[Candidate]) -> None:
-    for c, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
-        c.cluster = cid
-
-
 # -- the strategy ----------------------------------------------------------------------------------------
-def path_count(task: Task) -> int:
-    k = task.options.get("paths")
+def path_count(task: Task, o: ParallelThinkingOptions) -> int:
+    k = o.paths
     if k is None:
         return max(task.budget - 1, 1)
     k = int(k)
@@ -189,15 +99,23 @@ def path_selections(paths: list[Candidate]):
         yield [g[0] for g in chosen], headers
 
 
-@register_strategy("parallel_thinking")
+@dataclass(frozen=True)
+class ParallelThinkingOptions(JudgedOptions):
+    paths: int | None = None  # K reasoning paths (default budget - 1; K + 1 <= budget)
+    synthesis_prompt: str | None = None  # with {problem}, {k} and {paths} (default DEFAULT_SYNTHESIS_PROMPT)
+    synthesis_temperature: float | None = None  # default: the sampling temperature
+    fallback: bool = True  # the paths' majority when the synthesis is not among them or fails the verifier
+
+
+@register_strategy("parallel_thinking", options=ParallelThinkingOptions)
 def parallel_thinking(task: Task) -> StrategyGen:
-    o = task.options
-    k = path_count(task)
-    verifier = verifier_name(task)
-    how_steps = check_step_aggregation(o.get("step_aggregate", "min"))
-    threshold = accept_threshold(task)
-    fallback = flag(o.get("fallback", True))
-    template = o.get("synthesis_prompt") or DEFAULT_SYNTHESIS_PROMPT
+    o = task.options_as(ParallelThinkingOptions, "parallel_thinking")
+    k = path_count(task, o)
+    verifier = verifier_name(o)
+    how_steps = check_step_aggregation(o.step_aggregate)
+    threshold = accept_threshold(o)
+    fallback = o.fallback
+    template = o.synthesis_prompt or DEFAULT_SYNTHESIS_PROMPT
     if "{paths}" not in template:
         raise TTScaleError("synthesis_prompt has no {paths} field", "put {paths} where the K attempts should go")
 
@@ -230,7 +148,8 @@ def parallel_thinking(task: Task) -> StrategyGen:
         return outcome
     prompt_ids, messages, cap = fitted
     sampling = replace(task.sampling, seed=task.seed(), max_tokens=answer_room(task, len(prompt_ids)),
-                       temperature=float(o.get("synthesis_temperature", task.sampling.temperature)))
+                       temperature=task.sampling.temperature if o.synthesis_temperature is None
+                       else o.synthesis_temperature)
     [[done]] = yield Generate(prefixes=(prompt_ids,), n=1, sampling=sampling,
                               messages=tuple((m["role"], m["content"]) for m in messages))
     synth = Candidate.from_completion(done, role="synthesis")
@@ -240,7 +159,7 @@ def parallel_thinking(task: Task) -> StrategyGen:
 
     score = step_scores = None
     if verifier is not None and synth.answer is not None:
-        [(score, step_scores)] = yield from verify(task, [synth.text], verifier, how_steps)
+        [(score, step_scores)] = yield from verify(task, [synth.text], verifier, how_steps, o)
         synth.scores[verifier] = score
     accepted = score is None or score >= threshold  # no verifier: nothing to reject it
     among = synth.cluster is not None and any(p.cluster == synth.cluster for p in paths)

@@ -22,13 +22,14 @@ temperature, spread over the grid by share; a resampled particle keeps its paren
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ttscale.errors import TTScaleError
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
+from ttscale.strategies.options import StepSearchOptions
 from ttscale.strategies.steps import Path, aggregate_steps, check_step_aggregation, extend, score_paths, step_limits
 from ttscale.strategies.temperature import temperature_grid
 
@@ -60,17 +61,26 @@ def systematic_resample(weights: np.ndarray, rng: np.random.Generator) -> np.nda
     return np.searchsorted(cumulative, positions, side="right").clip(0, n - 1)
 
 
-@register_strategy("particle")
+@dataclass(frozen=True)
+class ParticleOptions(StepSearchOptions):
+    step_aggregate: str = DEFAULT_STEP_AGGREGATE
+    weight_temperature: float = 1.0  # particle weight = exp(score / weight_temperature)
+    ess_threshold: float = 1.0 + EPS  # resample when ESS < this x N (> 1: every round)
+    temperatures: tuple[float, ...] | None = None  # optional sampling temperatures spread over the particles
+    temperature_shares: tuple[float, ...] | None = None
+
+
+@register_strategy("particle", options=ParticleOptions)
 def particle(task: Task) -> StrategyGen:
-    o = task.options
-    verifier = o.get("verifier", "arith_steps")
-    how_steps = check_step_aggregation(o.get("step_aggregate", DEFAULT_STEP_AGGREGATE))
-    how_final = check_aggregation(o.get("aggregate", "top"))
-    temperature = float(o.get("weight_temperature", 1.0))
-    ess_threshold = float(o.get("ess_threshold", 1.0 + EPS))  # > 1: resample every round
+    o = task.options_as(ParticleOptions, "particle")
+    verifier = o.verifier
+    how_steps = check_step_aggregation(o.step_aggregate)
+    how_final = check_aggregation(o.aggregate)
+    temperature = o.weight_temperature
+    ess_threshold = o.ess_threshold
     if temperature <= 0:
         raise TTScaleError("weight_temperature must be positive", "pass e.g. 1.0")
-    limits = step_limits(task)
+    limits = step_limits(task, o)
     grid = temperature_grid(o)  # optional: sampling temperatures spread over the particles by share
 
     n = task.budget
@@ -97,7 +107,7 @@ def particle(task: Task) -> StrategyGen:
             event["parents"] = [int(j) for j in parents]
             task.events.append({"type": "resampled", "round": rounds, "parents": event["parents"]})
         history.append(event)
-        if o.get("waves"):  # a deadline is set: keep an answer ready from the particles so far
+        if o.waves:  # a deadline is set: keep an answer ready from the particles so far
             task.best_so_far = _outcome(task, particles, logw, verifier, how_steps, how_final)
 
     outcome = _outcome(task, particles, logw, verifier, how_steps, how_final)

@@ -25,13 +25,13 @@ voted (`aggregate`, default majority; ties go to the higher verifier score).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from ttscale.errors import TTScaleError
 from ttscale.requests import Generate
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task, register_strategy
-from ttscale.strategies.parallel_thinking import (
+from ttscale.strategies.new_prompts import (
+    JudgedOptions,
     Messages,
     accept_threshold,
     answer_room,
@@ -65,12 +65,10 @@ class Chain:
     stopped: str | None = None  # "accepted", "turns" or "context"
 
 
-def split_budget(task: Task) -> tuple[int, int]:
+def split_budget(task: Task, o: "RefineOptions") -> tuple[int, int]:
     """(width, turns) from the options and the budget; width * turns <= budget."""
-    o, budget = task.options, task.budget
-    width, turns = o.get("width"), o.get("turns")
-    width = None if width is None else int(width)
-    turns = None if turns is None else int(turns)
+    budget = task.budget
+    width, turns = o.width, o.turns
     if (width is not None and width < 1) or (turns is not None and turns < 1):
         raise TTScaleError("width and turns must be at least 1", "pass e.g. --width 2 --turns 4")
     if width is None and turns is None:
@@ -86,12 +84,12 @@ def split_budget(task: Task) -> tuple[int, int]:
 
 
 def feedback_text(task: Task, template: str, cand: Candidate, score: float, step_scores: list[float | None],
-                  threshold: float) -> str:
+                  threshold: float, o: JudgedOptions) -> str:
     """The verdict shown to the model after a rejected attempt."""
     if cand.answer is None:
         hint = NO_ANSWER_HINT
     else:
-        steps = solution_steps(task, cand.text)
+        steps = solution_steps(task, cand.text, o)
         doubted = next((s for s, v in zip(steps, step_scores) if v is not None and v < threshold), None)
         hint = STEP_HINT.format(step=doubted[:HINT_STEP_CHARS]) if doubted else ""
     try:
@@ -126,19 +124,27 @@ def revision_prompt(task: Task, chain: Chain, candidates: list[Candidate],
     return None
 
 
-@register_strategy("refine")
+@dataclass(frozen=True)
+class RefineOptions(JudgedOptions):
+    width: int | None = None  # parallel chains (width x turns <= budget)
+    turns: int | None = None  # attempts per chain, the first included (default budget / width)
+    aggregate: str = "majority"  # final answer over every attempt
+    feedback_prompt: str | None = None  # the verdict turn, with {score}, {hint}, {answer}, {problem}
+    memory: int | None = None  # earlier attempts a revision sees (default all)
+
+
+@register_strategy("refine", options=RefineOptions)
 def refine(task: Task) -> StrategyGen:
-    o = task.options
-    width, turns = split_budget(task)
-    verifier = verifier_name(task)
+    o = task.options_as(RefineOptions, "refine")
+    width, turns = split_budget(task, o)
+    verifier = verifier_name(o)
     if verifier is None:
         raise TTScaleError("refine needs a verifier to judge each attempt", "pass --verifier arith_steps or self_judge")
-    how_steps = check_step_aggregation(o.get("step_aggregate", "min"))
-    how_final = check_aggregation(o.get("aggregate", "majority"))
-    threshold = accept_threshold(task)
-    template = o.get("feedback_prompt") or DEFAULT_FEEDBACK_PROMPT
-    memory = o.get("memory")
-    memory = None if memory is None else max(int(memory), 1)
+    how_steps = check_step_aggregation(o.step_aggregate)
+    how_final = check_aggregation(o.aggregate)
+    threshold = accept_threshold(o)
+    template = o.feedback_prompt or DEFAULT_FEEDBACK_PROMPT
+    memory = None if o.memory is None else max(o.memory, 1)
     if turns > 1 and task.render is None:
         raise TTScaleError("refine with more than one turn writes revision prompts and needs the model's chat "
                            "template", "use a backend with a tokenizer, or --turns 1")
@@ -182,7 +188,7 @@ def refine(task: Task) -> StrategyGen:
             fresh.append(c)
             records.append({"chain": ch.index, "turn": turn, "prompt_tokens": prompt_tokens,
                             "attempts_shown": p[3] if p else 0, "compacted_to_chars": p[2] if p else None})
-        verdicts = yield from verify(task, [c.text for c in fresh], verifier, how_steps)
+        verdicts = yield from verify(task, [c.text for c in fresh], verifier, how_steps, o)
         for (ch, *_), c, (score, step_scores) in zip(new, fresh, verdicts):
             c.scores[verifier] = score
             c.meta["step_scores"] = step_scores
@@ -192,7 +198,7 @@ def refine(task: Task) -> StrategyGen:
             elif turn == turns:
                 ch.stopped = "turns"
             else:
-                ch.feedback.append(feedback_text(task, template, c, score, step_scores, threshold))
+                ch.feedback.append(feedback_text(task, template, c, score, step_scores, threshold, o))
                 c.meta["feedback"] = ch.feedback[-1]
         outcome = _choose(task, chains, candidates, verifier, how_final)
         task.best_so_far = outcome  # what a deadline returns

@@ -14,6 +14,7 @@ import numpy as np
 
 from ttscale.errors import TTScaleError, unknown_name
 from ttscale.requests import Completion, Generate, Sampling, Score
+from ttscale.strategies.options import StepSearchOptions
 from ttscale.strategies.base import Candidate, Task
 from verifiers.extract import states_final_answer
 
@@ -62,13 +63,11 @@ class StepLimits:
     max_tokens: int  # per path, all steps together
 
 
-def step_limits(task: Task) -> StepLimits:
-    o = task.options
-    delimiter = o.get("step_delimiter") or "\n\n"
+def step_limits(task: Task, o: StepSearchOptions) -> StepLimits:
     limits = StepLimits(
-        delimiter=delimiter,
-        step_tokens=int(o.get("step_tokens", min(256, task.sampling.max_tokens))),
-        max_steps=int(o.get("max_steps", 32)),
+        delimiter=o.step_delimiter or "\n\n",
+        step_tokens=o.step_tokens if o.step_tokens is not None else min(256, task.sampling.max_tokens),
+        max_steps=o.max_steps,
         max_tokens=task.sampling.max_tokens,
     )
     if limits.step_tokens < 1 or limits.max_steps < 1:

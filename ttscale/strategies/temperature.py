@@ -29,6 +29,7 @@ from ttscale.errors import TTScaleError
 from ttscale.requests import Completion, Generate, Sampling
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, StrategyGen, Task, register_strategy
+from ttscale.strategies.options import StrategyOptions
 from ttscale.strategies.candidate_scores import LOGPROB_SCORER, score_candidates
 
 DEFAULT_TEMPERATURES = (0.3, 0.6, 0.9, 1.2)
@@ -61,9 +62,11 @@ def parse_floats(value: Any, name: str) -> tuple[float, ...]:
     return out
 
 
-def temperature_grid(options: dict[str, Any], default: Sequence[float] | None = None) -> Grid | None:
-    """The grid from `temperatures` / `temperature_shares` options; `default` when none is given."""
-    raw = options.get("temperatures")
+def temperature_grid(options: Any, default: Sequence[float] | None = None) -> Grid | None:
+    """The grid from the `temperatures` / `temperature_shares` options (an options object or a dict);
+    `default` when none is given."""
+    get = options.get if isinstance(options, dict) else (lambda k: getattr(options, k, None))
+    raw = get("temperatures")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if default is None:
             return None
@@ -71,7 +74,7 @@ def temperature_grid(options: dict[str, Any], default: Sequence[float] | None = 
     temps = parse_floats(raw, "temperatures")
     if any(t < 0 or not math.isfinite(t) for t in temps):
         raise TTScaleError(f"temperatures must be finite and non-negative, got {list(temps)}", "pass e.g. 0.3,0.6,0.9,1.2")
-    shares_raw = options.get("temperature_shares")
+    shares_raw = get("temperature_shares")
     shares = parse_floats(shares_raw, "temperature_shares") if shares_raw is not None else (1.0,) * len(temps)
     if len(shares) != len(temps):
         raise TTScaleError(f"{len(shares)} temperature_shares for {len(temps)} temperatures",
@@ -155,17 +158,27 @@ def flag(value: Any) -> bool:
     return bool(value)
 
 
-@register_strategy("temperature")
+@dataclass(frozen=True)
+class TemperatureOptions(StrategyOptions):
+    temperatures: tuple[float, ...] | None = None  # the grid (default DEFAULT_TEMPERATURES)
+    temperature_shares: tuple[float, ...] | None = None  # share of the budget per temperature (default equal)
+    aggregate: str = "majority"
+    scorer: str = LOGPROB_SCORER  # verifier that scores whole candidates for weighted / top
+    early_exit: bool = True  # stop once the vote's winner is certain
+    wave_size: int | None = None  # samples per wave (default one per grid temperature)
+
+
+@register_strategy("temperature", options=TemperatureOptions)
 def temperature(task: Task) -> StrategyGen:
-    o = task.options
+    o = task.options_as(TemperatureOptions, "temperature")
     grid = temperature_grid(o, default=DEFAULT_TEMPERATURES)
     assert grid is not None
-    how = check_aggregation(o.get("aggregate", "majority"))
-    scorer = o.get("scorer", LOGPROB_SCORER)
-    early_exit = flag(o.get("early_exit", True))
+    how = check_aggregation(o.aggregate)
+    scorer = o.scorer
+    early_exit = o.early_exit
     counts = grid.split(task.budget)
     order = grid.order(task.budget)
-    wave_size = int(o.get("wave_size") or sum(1 for c in counts if c))
+    wave_size = int(o.wave_size or sum(1 for c in counts if c))
     if wave_size < 1:
         raise TTScaleError(f"wave_size must be at least 1, got {wave_size}", "pass e.g. wave_size=4")
 

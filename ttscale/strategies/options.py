@@ -1,0 +1,155 @@
+"""Typed strategy options: each strategy registers a frozen dataclass, and everything that passes options
+(the API, `ttscale solve --opt key=value`, bench recipes, `ttscale serve`) goes through `parse_options`,
+so a misspelt option is one clear error before any work, and every default lives in one place.
+
+A strategy registered without an options class takes any options as a plain dict (`task.options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping, Union
+
+from ttscale.errors import TTScaleError
+
+# Options the engine itself fills in for every strategy (from the model and the call), not the user.
+ENGINE_OPTIONS = ("step_delimiter", "waves")
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    """Options every strategy takes."""
+
+    # Text that ends a reasoning step (the engine fills in the model's own; "\n\n" otherwise).
+    step_delimiter: str = "\n\n"
+    # Sample in this many rounds, so a deadline has an answer to return early (asolve sets it; 0: at once).
+    waves: int = 0
+
+
+@dataclass(frozen=True)
+class StepSearchOptions(StrategyOptions):
+    """Options of the step-level searches (beam, dvts, particle)."""
+
+    verifier: str = "arith_steps"  # process verifier that scores every step
+    step_aggregate: str = "last"  # step scores -> path score: last | min | prod | mean
+    aggregate: str = "top"  # final answer over the finished candidates: majority | weighted | top
+    step_tokens: int | None = None  # most tokens per step (default: min(256, max_tokens))
+    max_steps: int = 32  # most steps per solution
+
+    def __post_init__(self) -> None:
+        if (self.step_tokens is not None and self.step_tokens < 1) or self.max_steps < 1:
+            raise TTScaleError("step_tokens and max_steps must be at least 1", "pass positive values")
+
+
+def fields_of(cls: type) -> dict[str, Any]:
+    """Option name -> type, for a registered options class."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def parse_options(strategy: str, cls: type | None, given: Mapping[str, Any], *, strict: bool = True) -> Any:
+    """`given` as an instance of `cls` (strings from a command line converted to the field's type).
+
+    Unknown names (with `strict`) and values of the wrong type are refused with the valid choices.
+    Names the class passes on (`passes_to`: the strategies `auto` may run) are accepted and dropped.
+    """
+    if cls is None:
+        return None
+    known = fields_of(cls)
+    extra = {k for name in getattr(cls, "passes_to", ()) for k in fields_of(options_class(name) or StrategyOptions)}
+    unknown = sorted(set(given) - set(known) - extra)
+    if unknown and strict:
+        valid = ", ".join(sorted(k for k in known if k not in ENGINE_OPTIONS))
+        raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for strategy {strategy!r}",
+                           f"valid options: {valid}")
+    values = {k: convert(strategy, k, v, known[k]) for k, v in given.items() if k in known}
+    return cls(**values)
+
+
+def options_class(strategy: str) -> type | None:
+    """The options class strategy `strategy` registered (None: it takes a free-form dict)."""
+    from ttscale.strategies.base import strategies
+
+    return getattr(strategies.get(strategy), "options", None)
+
+
+def convert(strategy: str, name: str, value: Any, kind: Any) -> Any:
+    """`value` as type `kind` (int, float, bool, str, tuple[float, ...], X | None, Any)."""
+    def bad(expected: str) -> TTScaleError:
+        return TTScaleError(f"option {name} of strategy {strategy!r} must be {expected}, got {value!r:.60}",
+                            f"pass e.g. {name}={_example(kind)}")
+
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        if len(args) == 1:
+            return convert(strategy, name, value, args[0])
+        for a in args:
+            try:
+                return convert(strategy, name, value, a)
+            except TTScaleError:
+                continue
+        raise bad(" or ".join(getattr(a, "__name__", str(a)) for a in args))
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise bad("a list")
+        return tuple(convert(strategy, name, v, item) for v in value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise bad("true or false")
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise bad("an integer")
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad("text")
+        return value
+    return value  # a type the options class leaves open (a Policy, a dict): the strategy checks it
+
+
+def _example(kind: Any) -> str:
+    origin = typing.get_origin(kind)
+    if origin in (Union, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
+    if origin is tuple:
+        return "0.3,0.7"
+    return {int: "4", float: "0.5", bool: "true", str: "NAME"}.get(kind, "VALUE")
+
+
+def parse_cli(pairs: list[str]) -> dict[str, str]:
+    """`--opt key=value` pairs (repeatable) -> {key: value}; values are converted by `parse_options`."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise TTScaleError(f"--opt {pair!r} is not key=value", "write e.g. --opt beam_width=4")
+        out[key.strip().replace("-", "_")] = value
+    return out
