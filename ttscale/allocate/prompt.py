@@ -11,6 +11,7 @@ code makes both decisions, so one prompt alone gives the same run either way.
 from __future__ import annotations
 
 import math
+from typing import Any
 from dataclasses import dataclass, replace
 
 from ttscale.allocate.controller import Controller, Plan, PromptState
@@ -20,6 +21,7 @@ from ttscale.requests import Generate, Score
 from ttscale.scheduler import Job, register_handler
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task
+from ttscale.strategies.options import options_class
 from ttscale.strategies.candidate_scores import score_candidates
 
 # Options of `auto` itself; everything else in task.options reaches the strategies it runs.
@@ -56,11 +58,14 @@ def auto_together(tasks: list[Task]) -> list[StrategyGen]:
     return [auto_prompt(t, controller, s) for t, s in zip(tasks, states)]
 
 
+def auto_options(task: Task) -> Any:
+    """The task's `AutoOptions` (looked up through the registry: strategies/auto.py imports this module)."""
+    return task.options_as(options_class("auto"), "auto")
+
+
 def settings_for(task: Task) -> tuple[Policy, str | None, str]:
     """The policy, the verifier (None: no verifier configured) and the estimator name for a task."""
-    from ttscale.strategies.auto import AutoOptions
-
-    o = task.options_as(AutoOptions, "auto")
+    o = auto_options(task)
     policy = load_policy(o.policy)
     verifier = None if not o.verifier or o.verifier == "none" else o.verifier
     return policy, verifier, o.estimator or policy.estimator
@@ -72,14 +77,12 @@ def local_controller(task: Task) -> Controller:
 
 
 def auto_prompt(task: Task, controller: Controller | None = None, state: PromptState | None = None) -> StrategyGen:
-    from ttscale.strategies.auto import AutoOptions
-
     shared = controller is not None
     if controller is None:
         controller = local_controller(task)
     if state is None:
         state = controller.add(PromptState(problem=task.problem))
-    how = check_aggregation(task.options_as(AutoOptions, "auto").aggregate)
+    how = check_aggregation(auto_options(task).aggregate)
     try:
         return (yield from _auto(task, controller, state, shared, how))
     finally:  # ended, failed or cancelled: the controller's barrier stops waiting for this prompt

@@ -12,7 +12,6 @@ from typing import Any, Callable, Generator, TypeVar
 
 import numpy as np
 
-from ttscale.registry import Registry
 from ttscale.requests import Completion, Request, Sampling
 from ttscale.strategies.options import parse_options
 
@@ -92,16 +91,7 @@ class Task:
 StrategyGen = Generator[Request, Any, Outcome]
 StrategyFn = Callable[[Task], StrategyGen]
 
-strategies: Registry[StrategyFn] = Registry("strategy")
-
-
-def register_strategy(name: str, options: type | None = None) -> Callable[[StrategyFn], StrategyFn]:
-    """Register a strategy under `name`, with its options dataclass (see strategies/options.py): the API,
-    the CLI's --opt, bench recipes and `ttscale serve` all check options against it."""
-    def add(fn: StrategyFn) -> StrategyFn:
-        fn.options = options  # type: ignore[attr-defined]
-        return strategies.register(name)(fn)
-    return add
+from ttscale.strategies.registry import register_strategy, strategies  # noqa: E402,F401  (re-exported)
 
 
 def start_together(strategy: StrategyFn, tasks: list[Task]) -> tuple[list[StrategyGen], bool]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
 from ttscale.errors import TTScaleError
+from ttscale.strategies.registry import options_class
 
 # Options the engine itself fills in for every strategy (from the model and the call), not the user.
 ENGINE_OPTIONS = ("step_delimiter", "waves")
@@ -67,13 +68,6 @@ def parse_options(strategy: str, cls: type | None, given: Mapping[str, Any], *, 
                            f"valid options: {valid}")
     values = {k: convert(strategy, k, v, known[k]) for k, v in given.items() if k in known}
     return cls(**values)
-
-
-def options_class(strategy: str) -> type | None:
-    """The options class strategy `strategy` registered (None: it takes a free-form dict)."""
-    from ttscale.strategies.base import strategies
-
-    return getattr(strategies.get(strategy), "options", None)
 
 
 def convert(strategy: str, name: str, value: Any, kind: Any) -> Any:
