@@ -138,3 +138,23 @@ def test_serve_passes_declared_options_and_refuses_others():
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 5, 8])
+def test_no_strategy_produces_more_candidates_than_its_budget(budget):
+    """One meaning of budget: the most complete candidates one prompt may produce (README table)."""
+    from ttscale.strategies import strategies
+
+    def steps(prompt, j, seed):
+        return f"1 + 1 = 2\n\nThe answer is \\boxed{{{(seed or 0) % 3}}}"
+
+    engine = Engine(backend=FakeBackend(steps), checker=ExactChecker())
+    for name in strategies.names():
+        if name == "echo_test":
+            continue
+        options = {"beam_width": 1} if name in ("beam", "dvts") else {}
+        r = engine.solve("2 + 2?", strategy=name, budget=budget, max_tokens=64, **options)
+        assert 1 <= r.ledger.candidates <= budget, name
+    results = engine.solve_batch([f"p{i}" for i in range(4)], strategy="auto", budget=budget, max_tokens=64)
+    assert sum(r.ledger.candidates for r in results) <= 4 * budget
+    assert all(r.ledger.candidates <= max(budget, 4 * budget) for r in results)
