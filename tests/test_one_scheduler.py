@@ -192,3 +192,40 @@ def test_ledger_fields_are_the_ones_summed():
     from ttscale.ledger import Ledger
 
     assert set(SUMMED) <= {f.name for f in fields(Ledger)}
+
+
+def test_auto_allocates_the_same_through_solve_batch_asolve_and_bench():
+    """`auto` over prompts submitted together means one pool, in solve_batch and in a bench cell alike;
+    one prompt alone gets the same run from solve, asolve and a bench cell."""
+    from eval_sets import load
+    from ttscale.bench.config import config_from_mapping
+    from ttscale.bench.executor import GridExecutor
+    from ttscale.bench.grid import plan
+
+    def split(prompt, j, seed):  # some prompts always agree, others split 3:2, others never agree
+        draw = ((seed or 0) + 31 * j) % 1000
+        kind = sum(prompt) % 3
+        answer = "7" if kind == 0 else ("1" if draw % 5 < 3 else "2") if kind == 1 else str(draw)
+        return f"The answer is {answer}."
+
+    class Grading(ExactChecker):
+        def check_many(self, pairs):
+            return [a.strip() == b.strip() for a, b in pairs]
+
+    problems = load("arith", n=4, levels=[1])
+    cfg = config_from_mapping({"dataset": {"name": "arith", "n": 4, "levels": [1]}, "strategies": ["auto"],
+                               "budgets": [8], "seeds": [3], "sampling": {"max_tokens": 64}})
+    eng = Engine(backend=FakeBackend(split), checker=ExactChecker())
+    s = cfg.sampling
+    batch = eng.solve_batch([p.problem for p in problems], strategy="auto", budget=8, seed=3,
+                            temperature=s.temperature, top_p=s.top_p, max_tokens=64)
+    finished = list(GridExecutor(eng, cfg, problems, checker=Grading()).run(plan(cfg, problems, set())))
+    by_problem = {f.item.problem_id: f.records[0] for f in finished}
+    assert [by_problem[p.id]["ledger"]["candidates"] for p in problems] == [r.ledger.candidates for r in batch]
+    assert len({r.ledger.candidates for r in batch}) > 1  # the pool moved budget between prompts
+
+    alone = eng.solve(problems[0].problem, strategy="auto", budget=8, seed=3, temperature=s.temperature,
+                      top_p=s.top_p, max_tokens=64)
+    via_async = asyncio.run(eng.asolve(problems[0].problem, strategy="auto", budget=8, seed=3,
+                                       temperature=s.temperature, top_p=s.top_p, max_tokens=64))
+    assert [c.text for c in alone.candidates] == [c.text for c in via_async.candidates]

@@ -77,8 +77,13 @@ class Policy:
         return str(spec.get("strategy", label)), dict(spec.get("settings", {}))
 
     def usable(self, label: str, verifier: str | None) -> bool:
+        """A strategy auto can run (AutoOptions.passes_to), and has what it declared it needs."""
+        from ttscale.strategies.registry import options_class, strategies
+
         name, _ = self.strategy_of(label)
-        return name == "best_of_n" or (verifier is not None and name in ("particle", "beam", "dvts"))
+        if name not in getattr(options_class("auto"), "passes_to", ()):
+            return False
+        return verifier is not None or not getattr(strategies.get(name), "needs_verifier", False)
 
     def curve(self, b: int, label: str) -> dict[int, float]:
         e = self.entry(b)

@@ -24,7 +24,7 @@ from ttscale.engine import Engine, PreparedPrompt
 from ttscale.ledger import Ledger
 from ttscale.scheduler import Job, Scheduler
 from ttscale.strategies import strategies
-from ttscale.strategies.base import Task
+from ttscale.strategies.base import Task, start_together
 
 
 @dataclass
@@ -69,12 +69,29 @@ class GridExecutor:
         self._prepared: dict[str, PreparedPrompt] = {}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"  # which process made a record (Ray runs have several)
 
-    def _start(self, scheduler: Scheduler, item: WorkItem) -> Job:
-        problem = self.problems[item.problem_id]
-        if problem.id not in self._prepared:  # template once per problem, reused by every cell
-            self._prepared[problem.id] = self.engine.prepare(problem.problem, self.config.sampling.system_prompt)
-        task = make_task(self.engine, self._prepared[problem.id], self.config, item.label, item.run_budget, item.seed)
-        return scheduler.submit(strategies.get(self.config.strategy(item.label).strategy)(task), tag=_Live(item))
+    def _start(self, scheduler: Scheduler, items: list[WorkItem]) -> list[Job]:
+        """Start one item's run, or several together when the strategy shares work between prompts
+        (`auto`'s budget pool): then a bench cell means what `solve_batch` over those problems means."""
+        tasks = []
+        for item in items:
+            problem = self.problems[item.problem_id]
+            if problem.id not in self._prepared:  # template once per problem, reused by every cell
+                self._prepared[problem.id] = self.engine.prepare(problem.problem, self.config.sampling.system_prompt)
+            tasks.append(make_task(self.engine, self._prepared[problem.id], self.config, item.label,
+                                   item.run_budget, item.seed))
+        gens, _ = start_together(strategies.get(self.config.strategy(items[0].label).strategy), tasks)
+        return [scheduler.submit(g, tag=_Live(item)) for g, item in zip(gens, items)]
+
+    def _next(self, queue: deque[WorkItem]) -> list[WorkItem]:
+        """The next item, with every queued item of the same cell (label, budget, seed) when its strategy
+        runs prompts together."""
+        item = queue.popleft()
+        if not hasattr(strategies.get(self.config.strategy(item.label).strategy), "together"):
+            return [item]
+        same = [q for q in queue if (q.label, q.run_budget, q.seed) == (item.label, item.run_budget, item.seed)]
+        for q in same:
+            queue.remove(q)
+        return [item, *same]
 
     def _finish(self, done: list[Job]) -> Iterator[Finished]:
         for job in done:
@@ -106,11 +123,11 @@ class GridExecutor:
         while queue or scheduler.live:
             instant: list[Job] = []
             while queue and (not scheduler.live or inflight + queue[0].run_budget <= limit):
-                job = self._start(scheduler, queue.popleft())
-                if job.done:  # a strategy that needed no model call
-                    instant.append(job)
-                else:
-                    inflight += job.tag.item.run_budget
+                for job in self._start(scheduler, self._next(queue)):
+                    if job.done:  # a strategy that needed no model call
+                        instant.append(job)
+                    else:
+                        inflight += job.tag.item.run_budget
             yield from self._finish(instant)
             live = list(scheduler.live)
             if not live:

@@ -2,8 +2,8 @@
 
 Best-of-N draws its N samples independently, so any k of them are distributed as a best-of-k run: one
 item at the largest budget yields the records of every smaller budget (as search-and-learn does), when
-the strategy is plain best-of-N whose samples do not depend on each other (options `aggregate` and
-`scorer` only). Every other cell is its own item.
+the strategy declares its samples independent (`subsample_options` at registration: best-of-N with only
+`aggregate` and `scorer` set). Every other cell is its own item.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from eval_sets import Problem
 from ttscale.bench.config import BenchConfig, StrategySpec
 from ttscale.bench.records import Key
-
-SUBSAMPLE_SAFE_OPTIONS = frozenset({"aggregate", "scorer"})
-
 
 @dataclass(frozen=True)
 class WorkItem:
@@ -29,7 +26,11 @@ class WorkItem:
 
 
 def subsample_valid(spec: StrategySpec) -> bool:
-    return spec.strategy == "best_of_n" and set(spec.options) <= SUBSAMPLE_SAFE_OPTIONS
+    """The strategy declared its samples independent, and only the options it allows then are set."""
+    from ttscale.strategies.registry import strategies
+
+    safe = getattr(strategies.get(spec.strategy), "subsample_options", None)
+    return safe is not None and set(spec.options) <= safe
 
 
 def grid_keys(config: BenchConfig, problems: list[Problem]) -> set[Key]:

@@ -49,7 +49,7 @@ def _finish(task: Task, finished: list[Path], verifier: str, how_steps: str, how
     return outcome
 
 
-@register_strategy("beam", options=BeamOptions)
+@register_strategy("beam", options=BeamOptions, needs_verifier=True)
 def beam(task: Task) -> StrategyGen:
     verifier, how_steps, how_final, width, o = _settings(task, "beam")
     limits = step_limits(task, o)
@@ -77,7 +77,7 @@ def beam(task: Task) -> StrategyGen:
                    {"beam_width": width, "beams_kept": keep, "rounds": rounds, "kept_scores": kept_log})
 
 
-@register_strategy("dvts", options=BeamOptions)
+@register_strategy("dvts", options=BeamOptions, needs_verifier=True)
 def dvts(task: Task) -> StrategyGen:
     verifier, how_steps, how_final, width, o = _settings(task, "dvts")
     limits = step_limits(task, o)

@@ -32,7 +32,7 @@ class BestOfNOptions(StrategyOptions):
     temperature_shares: tuple[float, ...] | None = None
 
 
-@register_strategy("best_of_n", options=BestOfNOptions)
+@register_strategy("best_of_n", options=BestOfNOptions, subsample_options=frozenset({"aggregate", "scorer"}))
 def best_of_n(task: Task) -> StrategyGen:
     """`waves` > 1 (set by asolve when a deadline is given) samples in several rounds and keeps the vote
     so far in `task.best_so_far`, so a deadline can return an answer before all N are done."""

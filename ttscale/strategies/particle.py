@@ -70,7 +70,7 @@ class ParticleOptions(StepSearchOptions):
     temperature_shares: tuple[float, ...] | None = None
 
 
-@register_strategy("particle", options=ParticleOptions)
+@register_strategy("particle", options=ParticleOptions, needs_verifier=True)
 def particle(task: Task) -> StrategyGen:
     o = task.options_as(ParticleOptions, "particle")
     verifier = o.verifier
