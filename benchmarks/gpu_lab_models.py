@@ -41,10 +41,11 @@ def generation(device: str, prompts: int, n: int) -> tuple[float, list[tuple[str
 
 def prm(device: str, solutions: list[tuple[str, str]], batch: int = 32) -> tuple[float, float, list[list[float | None]]]:
     from eval_sets.arith import solution_steps
+    from ttscale.lab import resolve_lab_model
     from ttscale.requests import Score
     from verifiers.prm import PRMVerifier
 
-    v = PRMVerifier(model="lab:arith-prm", device=device, batch_size=batch)
+    v = PRMVerifier(model=str(resolve_lab_model("lab:arith-prm")), device=device, batch_size=batch)
     v.score(solutions[0][0], solution_steps(solutions[0][1]) or ["x"])  # warm-up
     v._cache.clear()
     reqs = [Score(verifier="prm", problem=p, candidates=(tuple(solution_steps(t) or [t]),)) for p, t in solutions]

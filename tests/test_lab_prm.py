@@ -15,6 +15,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from helpers import solve_json  # noqa: E402
+from ttscale.lab import resolve_lab_model  # noqa: E402
 from ttscale.lab.evaluate import held_out  # noqa: E402
 from ttscale.lab.train_prm import step_labels  # noqa: E402
 from ttscale.requests import GenRequest, Sampling  # noqa: E402
@@ -43,7 +44,7 @@ def test_shipped_prm_separates_right_and_wrong_steps() -> None:
                        Sampling(temperature=1.0, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
     samples = [(r["problem"], c.text) for r, res in zip(rows, policy.generate(reqs)) for c in res.completions]
     policy.close()
-    prm = PRMVerifier(model="lab:arith-prm")
+    prm = PRMVerifier(model=str(resolve_lab_model("lab:arith-prm")))
     assert prm.format == "qwen"
     scores, labels = [], []
     for problem, text in samples:

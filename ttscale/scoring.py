@@ -61,4 +61,9 @@ def _self_judge(backend, **options):
 def _prm(backend, **options):
     from verifiers.prm import PRMVerifier
 
+    model = options.get("model")
+    if model and str(model).startswith("lab:"):  # a lab PRM shipped inside ttscale (lab:arith-prm)
+        from ttscale.lab import resolve_lab_model
+
+        options = {**options, "model": str(resolve_lab_model(str(model)))}
     return PRMVerifier(**options)

@@ -93,10 +93,6 @@ class PRMVerifier:
             raise TTScaleError(f"unknown PRM format {format!r}", "choose one of: auto, qwen, shepherd")
         if engine not in ENGINES:
             raise TTScaleError(f"unknown PRM engine {engine!r}", "choose one of: transformers, vllm")
-        if str(model).startswith("lab:"):  # a lab PRM shipped inside ttscale (lab:arith-prm)
-            from ttscale.lab import resolve_lab_model
-
-            model = str(resolve_lab_model(str(model)))
         self.model = str(model)
         self.engine = engine
         self.tokenizer, config = _load_tokenizer_and_config(self.model, trust_remote_code)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from typing import Any, Generator, Literal
+from typing import TYPE_CHECKING, Any, Generator, Literal
 
-from ttscale.backends.base import Backend
 from ttscale.errors import TTScaleError
 from ttscale.requests import GenRequest, GenResult, Sampling, Score
+
+if TYPE_CHECKING:  # the boundary: verifiers import only ttscale's message types and errors
+    from ttscale.backends.base import Backend
 
 NEUTRAL = 0.5  # neither yes nor no among the top-k tokens
 TOP_K = 20
