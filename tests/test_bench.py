@@ -280,9 +280,15 @@ def test_bootstrap_interval():
 
 
 def test_maj_and_pass_at_k():
-    rec = {"candidates": [{"answer": "1", "cluster": 0, "correct": False}, {"answer": "2", "cluster": 1, "correct": True},
-                          {"answer": "1", "cluster": 0, "correct": False}, {"answer": None, "cluster": None, "correct": False}]}
-    assert majority_correct(rec) is False and any_correct(rec) is True
+    from ttscale.bench.record import BenchRecord, CandidateRecord
+
+    cands = [{"answer": "1", "cluster": 0, "correct": False}, {"answer": "2", "cluster": 1, "correct": True},
+             {"answer": "1", "cluster": 0, "correct": False}, {"answer": None, "cluster": None, "correct": False}]
+    rec = {"problem_id": "p", "label": "s", "budget": 4, "seed": 0, "candidates": cands}
+    assert majority_correct(rec) is False and any_correct(rec) is True  # a record as read from a file
+    typed = BenchRecord("p", "s", 4, 0, candidates=[CandidateRecord(**c) for c in cands])
+    assert typed.majority_correct() is False and typed.any_correct() is True
+    assert BenchRecord.from_dict(typed.to_dict()) == typed
     rec["candidates"][0].update(answer="2", cluster=1, correct=True)
     assert majority_correct(rec) is True
 

@@ -27,6 +27,7 @@ from ttscale.allocate.estimators import LearnedEstimator, PIKEstimator, ProbeEst
 from ttscale.allocate.features import FEATURES, NEUTRAL, probe_features
 from ttscale.allocate.policy import DEFAULT_POLICY, BinEntry, Policy
 from ttscale.allocate.stats import fit_logistic, fit_standardised, log_loss, logit, pearson, sigmoid, spearman
+from ttscale.bench.record import BenchRecord, as_records
 from ttscale.errors import TTScaleError
 
 LEARNED_FEATURES = [f for f in FEATURES]
@@ -53,7 +54,7 @@ class Calibration:
 
 # -- reading ---------------------------------------------------------------------------------------------
 
-def read_runs(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def read_runs(paths: Iterable[str | Path]) -> tuple[list[BenchRecord], list[dict[str, Any]]]:
     """All records and manifests of bench run folders (or records.jsonl files)."""
     from ttscale.bench.manifest import read_manifest
     from ttscale.bench.records import RECORDS_FILE, read_records
@@ -66,7 +67,7 @@ def read_runs(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[d
         if not file.is_file():
             raise TTScaleError(f"no bench records at {file}", "pass a `ttscale bench --out` folder")
         rep = read_records(file)
-        records += rep.records
+        records += as_records(rep.records)
         man = read_manifest(folder) if (folder / "manifest.json").is_file() else None
         if man:
             manifests.append(man)
@@ -91,23 +92,23 @@ def problem_texts(manifests: list[dict[str, Any]], data_dir: str | None = None) 
     return texts
 
 
-def strategy_specs(records: list[dict[str, Any]], manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def strategy_specs(records: list[BenchRecord], manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     for man in manifests:
         for label, spec in dict(man.get("config", {}).get("strategies", {})).items():
             spec = {k: v for k, v in dict(spec).items() if k != "budgets"}
             specs[label] = {"strategy": spec.pop("strategy", label), "settings": spec}
     for r in records:
-        specs.setdefault(r["label"], {"strategy": r.get("strategy", r["label"]), "settings": {}})
+        specs.setdefault(r.label, {"strategy": r.strategy or r.label, "settings": {}})
     return specs
 
 
-def detect_verifier(records: list[dict[str, Any]]) -> str | None:
+def detect_verifier(records: list[BenchRecord]) -> str | None:
     """The solution verifier best-of-N candidates were scored with, if any (not the free logprob)."""
     for r in records:
-        if r.get("strategy") == "best_of_n":
-            for c in r.get("candidates", []):
-                for k in (c.get("scores") or {}):
+        if r.strategy == "best_of_n":
+            for c in r.candidates:
+                for k in (c.scores or {}):
                     if k not in ("logprob", "weight"):
                         return k
     return None
@@ -115,19 +116,19 @@ def detect_verifier(records: list[dict[str, Any]]) -> str | None:
 
 # -- rows ------------------------------------------------------------------------------------------------
 
-def build_rows(records: list[dict[str, Any]], texts: dict[str, str], probe_k: int, verifier: str | None,
+def build_rows(records: list[BenchRecord], texts: dict[str, str], probe_k: int, verifier: str | None,
                extra: dict[str, dict[str, float]] | None = None) -> list[Row]:
     """Probe rows per (problem, seed) and solve rates per problem from the best-of-N records."""
-    largest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    largest: dict[tuple[str, str, int], BenchRecord] = {}
     for r in records:
-        if r.get("strategy") == "best_of_n":
-            key = (str(r["problem_id"]), r["label"], int(r["seed"]))
-            if key not in largest or len(r["candidates"]) > len(largest[key]["candidates"]):
+        if r.strategy == "best_of_n":
+            key = (str(r.problem_id), r.label, int(r.seed))
+            if key not in largest or len(r.candidates) > len(largest[key].candidates):
                 largest[key] = r
     samples: dict[str, list[tuple[tuple[str, int], int, bool]]] = defaultdict(list)  # problem -> (run, idx, ok)
     for (pid, label, seed), r in largest.items():
-        for i, c in enumerate(r["candidates"]):
-            samples[pid].append(((label, seed), i, bool(c.get("correct"))))
+        for i, c in enumerate(r.candidates):
+            samples[pid].append(((label, seed), i, c.correct is True))
 
     def rate(pid: str, exclude: tuple[str, int] | None, k: int) -> tuple[float, int]:
         got = [ok for run, i, ok in samples.get(pid, []) if not (run == exclude and i < k)]
@@ -137,7 +138,7 @@ def build_rows(records: list[dict[str, Any]], texts: dict[str, str], probe_k: in
 
     rows: list[Row] = []
     for (pid, label, seed), r in sorted(largest.items()):
-        cands = r["candidates"][:probe_k]
+        cands = r.candidates[:probe_k]
         if len(cands) < min(probe_k, 2):
             continue
         text = texts.get(pid)
@@ -148,10 +149,10 @@ def build_rows(records: list[dict[str, Any]], texts: dict[str, str], probe_k: in
         sr, n = rate(pid, (label, seed), probe_k)
         rows.append(Row(pid, seed, f, sr, n))
     for r in records:  # auto cells recorded their exact probe features, P(IK) included
-        feats = ((r.get("details") or {}).get("allocation") or {}).get("features")
-        if r.get("strategy") == "auto" and feats and str(r["problem_id"]) in samples:
-            sr, n = rate(str(r["problem_id"]), None, 0)
-            rows.append(Row(str(r["problem_id"]), int(r["seed"]), {k: float(v) for k, v in feats.items()}, sr, n))
+        feats = (r.details.get("allocation") or {}).get("features")
+        if r.strategy == "auto" and feats and str(r.problem_id) in samples:
+            sr, n = rate(str(r.problem_id), None, 0)
+            rows.append(Row(str(r.problem_id), int(r.seed), {k: float(v) for k, v in feats.items()}, sr, n))
     return rows
 
 
@@ -233,7 +234,7 @@ def make_bins(d: np.ndarray, n_bins: int, min_per_bin: int) -> list[float]:
 
 def calibrate(paths: Iterable[str | Path], *, probe_k: int = 4, n_bins: int = 4, verifier: str | None = None,
               estimator: str | None = None, tolerance: float = 0.01, min_per_bin: int = 5,
-              data_dir: str | None = None, records: list[dict[str, Any]] | None = None,
+              data_dir: str | None = None, records: list[BenchRecord] | list[dict[str, Any]] | None = None,
               manifests: list[dict[str, Any]] | None = None,
               extra_features: dict[str, dict[str, float]] | None = None) -> Calibration:
     """Fit from bench run folders `paths` (or `records`/`manifests` already read). `extra_features`:
@@ -241,6 +242,7 @@ def calibrate(paths: Iterable[str | Path], *, probe_k: int = 4, n_bins: int = 4,
     paths = [str(p) for p in paths]
     if records is None:
         records, manifests = read_runs(paths)
+    records = as_records(records)
     manifests = manifests or []
     if probe_k < 1:
         raise TTScaleError(f"--probe-k must be at least 1, got {probe_k}", "pass e.g. --probe-k 4")
@@ -298,17 +300,16 @@ def calibrate(paths: Iterable[str | Path], *, probe_k: int = 4, n_bins: int = 4,
     return Calibration(policy, rows, per_problem, policy.fit)
 
 
-def bin_table(records: list[dict[str, Any]], d_of: dict[str, float], policy: Policy, tolerance: float) -> dict[str, BinEntry]:
+def bin_table(records: list[BenchRecord], d_of: dict[str, float], policy: Policy, tolerance: float) -> dict[str, BinEntry]:
     cells: dict[tuple[int, str, int], list[tuple[bool, float]]] = defaultdict(list)
     problems_in: dict[int, set[str]] = defaultdict(set)
     for r in records:
-        pid = str(r["problem_id"])
-        if r.get("strategy") == "auto" or pid not in d_of:
+        pid = str(r.problem_id)
+        if r.strategy == "auto" or pid not in d_of:
             continue
         b = policy.bin_of(d_of[pid])
         problems_in[b].add(pid)
-        tokens = float((r.get("ledger") or {}).get("generated_tokens", 0))
-        cells[(b, r["label"], int(r["budget"]))].append((bool(r.get("correct")), tokens))
+        cells[(b, r.label, int(r.budget))].append((r.correct, r.spent("generated_tokens")))
     table: dict[str, BinEntry] = {}
     for b in range(len(policy.bins)):
         curves: dict[str, dict[int, float]] = defaultdict(dict)

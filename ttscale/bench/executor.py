@@ -106,9 +106,8 @@ class GridExecutor:
                                    job.ledger, job.tag.seconds, self.grader)
             stamp = record_stamp(self.config, self.problems[item.problem_id], item.label)
             for rec in records:
-                rec["worker"] = self.worker
-                rec.update(stamp)
-            yield Finished(item, records, job.ledger.generated_tokens)
+                rec.extra.update(worker=self.worker, **stamp)
+            yield Finished(item, [r.to_dict() for r in records], job.ledger.generated_tokens)
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[Finished]:
         queue = deque(items)

@@ -8,27 +8,22 @@ among the k candidates, and whether any of them is right.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
+from ttscale.bench.record import BenchRecord, as_records
 
-def majority_correct(rec: dict[str, Any]) -> bool:
+
+def majority_correct(rec: BenchRecord | dict[str, Any]) -> bool:
     """Is the most frequent answer cluster among the candidates right? (ties: the one seen first)"""
-    cands = [c for c in rec.get("candidates", []) if c.get("answer") is not None]
-    if not cands:
-        return False
-    key = lambda c: c["cluster"] if c.get("cluster") is not None else c["answer"]  # noqa: E731
-    counts = Counter(key(c) for c in cands)
-    top = max(counts.values())
-    winner = next(key(c) for c in cands if counts[key(c)] == top)
-    return next(c for c in cands if key(c) == winner).get("correct") is True
+    return as_records([rec])[0].majority_correct()
 
 
-def any_correct(rec: dict[str, Any]) -> bool:
-    return any(c.get("correct") is True for c in rec.get("candidates", []))
+def any_correct(rec: BenchRecord | dict[str, Any]) -> bool:
+    return as_records([rec])[0].any_correct()
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -64,45 +59,45 @@ class Row:
         return asdict(self)
 
 
-def _per_problem(recs: list[dict[str, Any]], fn) -> np.ndarray:
+def _per_problem(recs: list[BenchRecord], fn) -> np.ndarray:
     by_problem: dict[str, list[float]] = defaultdict(list)
     for r in recs:
-        by_problem[r["problem_id"]].append(float(fn(r)))
+        by_problem[r.problem_id].append(float(fn(r)))
     return np.array([np.mean(v) for v in by_problem.values()])
 
 
-def summarize(records: Iterable[dict[str, Any]], order: list[str] | None = None, n_boot: int = 2000) -> list[Row]:
+def summarize(records: Iterable[BenchRecord | dict[str, Any]], order: list[str] | None = None,
+              n_boot: int = 2000) -> list[Row]:
     """One row per (label, budget), labels in `order` (then any others), budgets ascending."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[(r["label"], int(r["budget"]))].append(r)
+    groups: dict[tuple[str, int], list[BenchRecord]] = defaultdict(list)
+    for r in as_records(records):
+        groups[(r.label, int(r.budget))].append(r)
     rank = {name: i for i, name in enumerate(order or [])}
     rows = []
     for (label, budget), recs in sorted(groups.items(), key=lambda kv: (rank.get(kv[0][0], len(rank)), kv[0][0], kv[0][1])):
-        acc = _per_problem(recs, lambda r: r.get("correct") is True)
+        acc = _per_problem(recs, lambda r: r.correct)
         lo, hi = bootstrap_ci(acc, n_boot=n_boot)
-        led = [r.get("ledger", {}) for r in recs]
         rows.append(Row(
             label=label, budget=budget, problems=len(acc), records=len(recs), accuracy=float(acc.mean()),
             ci_low=lo, ci_high=hi,
-            maj_at_k=float(_per_problem(recs, majority_correct).mean()),
-            pass_at_k=float(_per_problem(recs, any_correct).mean()),
-            generated_tokens=float(np.mean([x.get("generated_tokens", 0) for x in led])),
-            verifier_tokens=float(np.mean([x.get("verifier_tokens", 0) for x in led])),
-            seconds=float(np.mean([r.get("seconds", 0.0) for r in recs])),
-            subsampled=any(r.get("subsampled_from") for r in recs),
+            maj_at_k=float(_per_problem(recs, BenchRecord.majority_correct).mean()),
+            pass_at_k=float(_per_problem(recs, BenchRecord.any_correct).mean()),
+            generated_tokens=float(np.mean([r.spent("generated_tokens") for r in recs])),
+            verifier_tokens=float(np.mean([r.spent("verifier_tokens") for r in recs])),
+            seconds=float(np.mean([r.seconds for r in recs])),
+            subsampled=any(r.subsampled_from for r in recs),
         ))
     return rows
 
 
-def by_level(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[int, tuple[float, int]]]:
+def by_level(records: Iterable[BenchRecord | dict[str, Any]]) -> dict[tuple[str, int], dict[int, tuple[float, int]]]:
     """(label, budget) -> level -> (accuracy, problems); empty when no record has a level."""
-    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        if r.get("level") is not None:
-            groups[(r["label"], int(r["budget"]), int(r["level"]))].append(r)
+    groups: dict[tuple[str, int, int], list[BenchRecord]] = defaultdict(list)
+    for r in as_records(records):
+        if r.level is not None:
+            groups[(r.label, int(r.budget), int(r.level))].append(r)
     out: dict[tuple[str, int], dict[int, tuple[float, int]]] = defaultdict(dict)
     for (label, budget, level), recs in sorted(groups.items()):
-        acc = _per_problem(recs, lambda r: r.get("correct") is True)
+        acc = _per_problem(recs, lambda r: r.correct)
         out[(label, budget)][level] = (float(acc.mean()), len(acc))
     return dict(out)

@@ -8,11 +8,12 @@ best-of-N curve can be cut from one large run. Grading goes through the answer c
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from eval_sets import Problem
 from ttscale.bench.grid import WorkItem
 from ttscale.bench.manifest import problem_hash
+from ttscale.bench.record import BenchRecord, CandidateRecord
 from ttscale.ledger import Ledger
 from ttscale.strategies.aggregate import aggregate, vote_share
 from ttscale.strategies.base import Candidate, Outcome
@@ -59,7 +60,7 @@ def sub_ledger(ledger: Ledger, outcome: Outcome, k: int) -> tuple[Ledger, float]
 
 
 def make_records(item: WorkItem, problem: Problem, strategy: str, outcome: Outcome, ledger: Ledger,
-                 seconds: float, grader: Grader) -> list[dict[str, Any]]:
+                 seconds: float, grader: Grader) -> list[BenchRecord]:
     """One record per budget in `item.emit`; budgets below the run's are subsampled from it."""
     verdicts = grader.grade(problem.answer, [c.answer for c in outcome.candidates])
     out = []
@@ -75,31 +76,28 @@ def make_records(item: WorkItem, problem: Problem, strategy: str, outcome: Outco
 
 
 def record(item: WorkItem, problem: Problem, strategy: str, budget: int, outcome: Outcome, ledger: Ledger,
-           seconds: float, verdicts: list[bool | None]) -> dict[str, Any]:
+           seconds: float, verdicts: list[bool | None]) -> BenchRecord:
     chosen: Candidate | None = outcome.candidates[outcome.chosen] if outcome.chosen is not None else None
     correct = verdicts[outcome.chosen] if outcome.chosen is not None and chosen and chosen.answer is not None else False
-    details = {k: v for k, v in outcome.details.items() if k != "subsampled_from"}
-    return {
-        "problem_id": problem.id,
-        "label": item.label,
-        "budget": budget,
-        "seed": item.seed,
-        "strategy": strategy,
-        "level": problem.level,
-        "gold": problem.answer,
-        "answer": chosen.answer if chosen else None,
-        "correct": correct,
-        "confidence": round(vote_share(outcome), 4),
-        "votes": outcome.votes,
-        "candidates": [
-            {"answer": c.answer, "correct": v, "cluster": c.cluster, "scores": c.scores, "tokens": len(c.token_ids),
-             "finish_reason": c.finish_reason}
-            for c, v in zip(outcome.candidates, verdicts)
-        ],
-        "ledger": ledger.to_dict(),
-        "seconds": round(seconds, 4),  # this cell's share of the backend's time (see the executor)
-        "subsampled_from": outcome.details.get("subsampled_from"),
-        "details": details,
-        "text": chosen.text if chosen else None,
-        "problem_hash": problem_hash(problem),
-    }
+    return BenchRecord(
+        problem_id=problem.id,
+        label=item.label,
+        budget=budget,
+        seed=item.seed,
+        strategy=strategy,
+        level=problem.level,
+        gold=problem.answer,
+        answer=chosen.answer if chosen else None,
+        correct=correct is True,
+        confidence=round(vote_share(outcome), 4),
+        votes=outcome.votes,
+        candidates=[CandidateRecord(answer=c.answer, correct=v, cluster=c.cluster, scores=c.scores,
+                                    tokens=len(c.token_ids), finish_reason=c.finish_reason)
+                    for c, v in zip(outcome.candidates, verdicts)],
+        ledger=ledger.to_dict(),
+        seconds=round(seconds, 4),
+        subsampled_from=outcome.details.get("subsampled_from"),
+        details={k: v for k, v in outcome.details.items() if k != "subsampled_from"},
+        text=chosen.text if chosen else None,
+        problem_hash=problem_hash(problem),
+    )

@@ -20,7 +20,7 @@ from ttscale.errors import TTScaleError
 
 RECORDS_FILE = "records.jsonl"
 PARTIAL_SUFFIX = ".partial"
-Key = tuple[str, str, int, int]  # (problem_id, label, budget, seed)
+from ttscale.bench.record import Key  # noqa: E402  (one definition, with the record it keys)
 
 
 def record_key(rec: dict[str, Any]) -> Key:
