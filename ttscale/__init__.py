@@ -6,9 +6,10 @@ from ttscale.ledger import Ledger
 from ttscale.requests import Completion, Generate, GenRequest, GenResult, Sampling, Score
 from ttscale.result import Result
 from ttscale.strategies import Candidate, Outcome, Task, register_strategy
+from ttscale.strategies.options import StrategyOptions
 
 __all__ = [
     "Candidate", "Completion", "Engine", "GenRequest", "GenResult", "Generate", "Ledger", "Outcome", "Result",
-    "Sampling", "Score", "TTScaleError", "Task", "register_strategy",
+    "Sampling", "Score", "StrategyOptions", "TTScaleError", "Task", "register_strategy",
 ]
 __version__ = "0.1.0"
