@@ -52,7 +52,7 @@ def engine() -> tuple[Engine, PolicyAndJudge]:
     return Engine(backend=backend, checker=ExactChecker()), backend
 
 
-SUMMED = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "verifier_tokens")
+SUMMED = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "verifier_tokens", "candidates")
 
 
 @pytest.mark.parametrize("strategy,options", [

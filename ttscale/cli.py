@@ -137,13 +137,17 @@ def solve(
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return
     print(result.answer if result.answer is not None else "(no answer)")
-    tally = ", ".join(f"{a} x{v:g}" for a, v in sorted(result.votes.items(), key=lambda kv: -kv[1]))
+    how = result.details.get("aggregate", "majority")
+    counted = how == "majority"  # weighted / top: the tally holds summed or best scores, not vote counts
+    tally = ", ".join((f"{a} x{v:g}" if counted else f"{a} {v:.3g}")
+                      for a, v in sorted(result.votes.items(), key=lambda kv: -kv[1]))
     u = result.ledger
-    err.print(f"votes: {tally or '(no candidate had an answer)'}  confidence {result.confidence:.2f}")
+    label = "votes" if counted else f"{how} scores"
+    err.print(f"{label}: {tally or '(no candidate had an answer)'}  confidence {result.confidence:.2f}", markup=False)
     err.print(
         f"spent: {u.candidates} candidates, {u.generated_tokens} generated tokens, {u.prompt_tokens} prompt tokens "
         f"({u.cached_prompt_tokens} cached), {u.backend_calls} backend call(s), {u.wall_seconds:.1f} s "
-        f"[{engine.backend.name}: {engine.backend.model}]"
+        f"[backend {engine.backend.name}, model {engine.backend.model}]", markup=False,
     )
 
 

@@ -198,6 +198,8 @@ class Engine:
             ledger=ledger,
             details=outcome.details,
             partial=partial,
+            backend=str(getattr(self.backend, "name", "")),
+            model=str(getattr(self.backend, "model", "")),
         )
 
     def prepare(self, prompt: Prompt, system_prompt: str | None = None) -> PreparedPrompt:

@@ -24,7 +24,15 @@ class Registry(Generic[T]):
         self._entry_points_loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Add `obj` under `name`. A second, different object under a taken name is an error (it would
+        silently replace the first); the same definition again (a module imported twice) is not."""
         def add(obj: T) -> T:
+            old = self._items.get(name)
+            if old is not None and _where(old) != _where(obj):
+                from ttscale.errors import TTScaleError
+
+                raise TTScaleError(f"{self.kind} {name!r} is already registered (by {_where(old)})",
+                                   "choose another name for yours")
             self._items[name] = obj
             return obj
 
@@ -47,3 +55,7 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         self._load_entry_points()
         return sorted(self._items)
+
+
+def _where(obj: object) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"

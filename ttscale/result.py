@@ -23,6 +23,8 @@ class Result:
     ledger: Ledger
     details: dict[str, Any] = field(default_factory=dict)
     partial: bool = False  # True when a deadline stopped the search: the best answer found so far
+    backend: str = ""  # which backend and model produced it
+    model: str = ""
 
     def to_dict(self, with_tokens: bool = False) -> dict[str, Any]:
         return {
@@ -38,4 +40,6 @@ class Result:
             "usage": self.ledger.to_dict(),
             "details": self.details,
             "partial": self.partial,
+            "backend": self.backend,
+            "model": self.model,
         }

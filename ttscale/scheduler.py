@@ -139,6 +139,8 @@ class Scheduler:
         """Start a coroutine; it joins the next round (or is done at once if it needed no request)."""
         job = Job(gen, tag=tag)
         job.start()
+        if job.outcome is not None:
+            self.totals.candidates += job.ledger.candidates
         if not job.done:
             with self._live_lock:
                 self.live.append(job)
@@ -170,6 +172,7 @@ class Scheduler:
                                       "every job waits on a request nobody answers; check the strategy's requests"))
         self.totals.wall_seconds += time.perf_counter() - started
         ended = [j for j in jobs if j.done]
+        self.totals.candidates += sum(j.ledger.candidates for j in ended if j.outcome is not None)
         if ended:
             with self._live_lock:
                 self.live = [j for j in self.live if not j.done]
