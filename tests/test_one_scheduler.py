@@ -194,9 +194,9 @@ def test_ledger_fields_are_the_ones_summed():
     assert set(SUMMED) <= {f.name for f in fields(Ledger)}
 
 
-def test_auto_allocates_the_same_through_solve_batch_asolve_and_bench():
+def test_auto_allocates_the_same_through_solve_batch_bench_asolve_and_serve():
     """`auto` over prompts submitted together means one pool, in solve_batch and in a bench cell alike;
-    one prompt alone gets the same run from solve, asolve and a bench cell."""
+    one prompt alone gets the same run from solve, asolve and serve."""
     from eval_sets import load
     from ttscale.bench.config import config_from_mapping
     from ttscale.bench.executor import GridExecutor
@@ -224,8 +224,38 @@ def test_auto_allocates_the_same_through_solve_batch_asolve_and_bench():
     assert [by_problem[p.id]["ledger"]["candidates"] for p in problems] == [r.ledger.candidates for r in batch]
     assert len({r.ledger.candidates for r in batch}) > 1  # the pool moved budget between prompts
 
-    alone = eng.solve(problems[0].problem, strategy="auto", budget=8, seed=3, temperature=s.temperature,
-                      top_p=s.top_p, max_tokens=64)
-    via_async = asyncio.run(eng.asolve(problems[0].problem, strategy="auto", budget=8, seed=3,
-                                       temperature=s.temperature, top_p=s.top_p, max_tokens=64))
+    chat = [{"role": "user", "content": problems[0].problem}]  # as an OpenAI client sends it
+    alone = eng.solve(chat, strategy="auto", budget=8, seed=3, temperature=s.temperature, top_p=s.top_p,
+                      max_tokens=64)
+    via_async = asyncio.run(eng.asolve(chat, strategy="auto", budget=8, seed=3, temperature=s.temperature,
+                                       top_p=s.top_p, max_tokens=64))
     assert [c.text for c in alone.candidates] == [c.text for c in via_async.candidates]
+
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from helpers import free_port
+    from ttscale.serve import create_app, server_config
+
+    port = free_port()
+    server = uvicorn.Server(server_config(create_app(eng), "127.0.0.1", port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        served = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
+            "messages": chat, "seed": 3, "max_tokens": 64,
+            "temperature": s.temperature, "top_p": s.top_p, "ttscale": {"strategy": "auto", "budget": 8}}).json()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert served["ttscale"]["ledger"]["candidates"] == alone.ledger.candidates
+    assert served["choices"][0]["message"]["content"] == alone.text

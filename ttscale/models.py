@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttscale.strategies.options import DEFAULT_STEP_DELIMITER
 from ttscale.errors import TTScaleError
 
 DEFAULT_MODEL = "smollm2"
@@ -29,7 +30,7 @@ class ModelDefaults:
     """Per-model settings a model folder may carry in `ttscale.json`."""
 
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    step_delimiter: str = "\n\n"
+    step_delimiter: str = DEFAULT_STEP_DELIMITER
     max_tokens: int = 512
     system_prompt: str | None = None
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Generator, Sequence
 from ttscale.errors import TTScaleError
 from ttscale.requests import Score
 from ttscale.strategies.base import Candidate, Task
-from ttscale.strategies.options import StrategyOptions
+from ttscale.strategies.options import DEFAULT_STEP_DELIMITER, DEFAULT_VERIFIER, StrategyOptions
 from ttscale.strategies.steps import aggregate_steps
 
 
@@ -17,7 +17,7 @@ from ttscale.strategies.steps import aggregate_steps
 class JudgedOptions(StrategyOptions):
     """Options of strategies that judge whole solutions (parallel_thinking, refine)."""
 
-    verifier: str = "arith_steps"  # judges each solution; "none" to skip
+    verifier: str = DEFAULT_VERIFIER  # judges each solution; "none" to skip
     step_aggregate: str = "min"  # the solution's step scores -> its score
     accept_threshold: float = 0.5  # a score at least this accepts the solution
 
@@ -94,7 +94,7 @@ def system_messages(task: Task) -> Messages:
 
 def solution_steps(task: Task, text: str, o: JudgedOptions) -> tuple[str, ...]:
     """A complete solution as steps for a Score request, split on the step delimiter."""
-    delimiter = o.step_delimiter or "\n\n"
+    delimiter = o.step_delimiter or DEFAULT_STEP_DELIMITER
     return tuple(s.strip() for s in text.split(delimiter) if s.strip()) or (text.strip(),)
 
 

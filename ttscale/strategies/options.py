@@ -18,6 +18,8 @@ from ttscale.strategies.registry import options_class
 
 # Options the engine itself fills in for every strategy (from the model and the call), not the user.
 ENGINE_OPTIONS = ("step_delimiter", "waves")
+DEFAULT_VERIFIER = "arith_steps"  # the process verifier strategies use unless told otherwise
+DEFAULT_STEP_DELIMITER = "\n\n"  # a blank line ends a step, unless the model's defaults say otherwise
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class StrategyOptions:
     """Options every strategy takes."""
 
     # Text that ends a reasoning step (the engine fills in the model's own; "\n\n" otherwise).
-    step_delimiter: str = "\n\n"
+    step_delimiter: str = DEFAULT_STEP_DELIMITER
     # Sample in this many rounds, so a deadline has an answer to return early (asolve sets it; 0: at once).
     waves: int = 0
 
@@ -34,7 +36,7 @@ class StrategyOptions:
 class StepSearchOptions(StrategyOptions):
     """Options of the step-level searches (beam, dvts, particle)."""
 
-    verifier: str = "arith_steps"  # process verifier that scores every step
+    verifier: str = DEFAULT_VERIFIER  # process verifier that scores every step
     step_aggregate: str = "last"  # step scores -> path score: last | min | prod | mean
     aggregate: str = "top"  # final answer over the finished candidates: majority | weighted | top
     step_tokens: int | None = None  # most tokens per step (default: min(256, max_tokens))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ttscale.errors import TTScaleError, unknown_name
 from ttscale.requests import Completion, Generate, Sampling, Score
-from ttscale.strategies.options import StepSearchOptions
+from ttscale.strategies.options import DEFAULT_STEP_DELIMITER, StepSearchOptions
 from ttscale.strategies.base import Candidate, Task
 from verifiers.extract import states_final_answer
 
@@ -65,7 +65,7 @@ class StepLimits:
 
 def step_limits(task: Task, o: StepSearchOptions) -> StepLimits:
     limits = StepLimits(
-        delimiter=o.step_delimiter or "\n\n",
+        delimiter=o.step_delimiter or DEFAULT_STEP_DELIMITER,
         step_tokens=o.step_tokens if o.step_tokens is not None else min(256, task.sampling.max_tokens),
         max_steps=o.max_steps,
         max_tokens=task.sampling.max_tokens,
