@@ -158,3 +158,11 @@ def test_no_strategy_produces_more_candidates_than_its_budget(budget):
     results = engine.solve_batch([f"p{i}" for i in range(4)], strategy="auto", budget=budget, max_tokens=64)
     assert sum(r.ledger.candidates for r in results) <= 4 * budget
     assert all(r.ledger.candidates <= max(budget, 4 * budget) for r in results)
+
+
+def test_version_flag(capsys):
+    from ttscale import __version__
+    from ttscale.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"ttscale {__version__}"

@@ -20,6 +20,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ttscale import __version__
+
+        print(f"ttscale {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Test-time compute scaling for LLM reasoning."""
+
+
 def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str], tokenizer: Optional[str],
                     n_ctx: Optional[int], chat_api: bool = False, gpu_memory: Optional[float] = None,
                     timeout: Optional[float] = None, retries: Optional[int] = None) -> dict[str, Any]:
