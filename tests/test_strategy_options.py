@@ -166,3 +166,27 @@ def test_version_flag(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"ttscale {__version__}"
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["solve", "q", "--aggregate", "nope"], "unknown aggregation 'nope'"),
+    (["solve", "q", "--strategy", "particle", "--step-aggregate", "avg"], "unknown step score aggregation"),
+    (["solve", "q", "--strategy", "particle", "--verifier", "prm"], "the prm verifier needs a model"),
+    (["solve", "q", "--strategy", "beam", "--opt", "beem_width=2"], "unknown option(s) beem_width"),
+    (["solve", "q", "--beam-width", "2"], "unknown option(s) beam_width for strategy 'best_of_n'"),
+])
+def test_cli_refuses_bad_input_before_loading_a_model(argv, needle, capsys):
+    from ttscale.cli import main
+
+    assert main(argv + ["--model", "/nonexistent/model.gguf"]) == 2  # would fail on the model if it got there
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and "nonexistent" not in err
+
+
+def test_engine_refuses_bad_prompts_and_backend_options():
+    engine = Engine(backend=FakeBackend(boxed), checker=ExactChecker())
+    for bad, needle in [(None, "got NoneType"), (42, "got int"), ("caf\udcff", "not valid UTF-8")]:
+        with pytest.raises(TTScaleError, match=needle):
+            engine.solve(bad)
+    with pytest.raises(TTScaleError, match="unknown option.*tensor_paralel.*backend 'transformers'"):
+        Engine(backend="transformers", model="lab:arith", tensor_paralel=2)

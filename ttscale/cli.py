@@ -142,6 +142,9 @@ def solve(
     for key in ("verifier", "scorer"):
         if options.get(key) not in (None, "none", "logprob"):
             scorers.get(str(options[key]))  # an unknown verifier, before the model loads
+    if "prm" in (options.get("verifier"), options.get("scorer")) and not prm_model:
+        raise TTScaleError("the prm verifier needs a model", "pass --prm-model, e.g. --prm-model lab:arith-prm "
+                           "or Qwen/Qwen2.5-Math-PRM-7B")
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory, timeout, retries)
     with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:

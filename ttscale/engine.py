@@ -204,6 +204,7 @@ class Engine:
 
     def prepare(self, prompt: Prompt, system_prompt: str | None = None) -> PreparedPrompt:
         """Template a problem (or chat messages) once into token ids, checking it fits the context."""
+        check_prompt(prompt)
         if isinstance(prompt, str):
             problem = prompt.strip()
             if not problem:
@@ -276,6 +277,23 @@ def check_budget(budget: Any) -> int:
         raise TTScaleError(f"budget {budget} is over the limit of {MAX_BUDGET} candidates per prompt",
                            f"pass --budget {MAX_BUDGET} or less")
     return budget
+
+
+def check_prompt(prompt: Any) -> None:
+    """A problem text or a list of chat messages, as text a tokenizer can take."""
+    if isinstance(prompt, str):
+        texts = [prompt]
+    elif isinstance(prompt, (list, tuple)) and all(isinstance(m, dict) for m in prompt):
+        texts = [str(m.get("content", "")) for m in prompt]
+    else:
+        raise TTScaleError(f"a prompt must be the problem text or a list of chat messages, got {type(prompt).__name__}",
+                           'pass e.g. "What is 2 + 3?" or [{"role": "user", "content": "What is 2 + 3?"}]')
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TTScaleError("the prompt is not valid UTF-8 text (it holds undecodable bytes)",
+                               "convert it to UTF-8, e.g. with iconv -t UTF-8") from None
 
 
 def check_sampling(temperature: Any, top_p: Any, max_tokens: Any, stop: Any) -> None:

@@ -9,7 +9,6 @@ Why it exists: the lab model and small HF models run anywhere torch does, with e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ttscale.backends.registry import register_backend
 from ttscale.backends.base import HFTokenizer
@@ -35,7 +34,7 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", threads: int | None = None,
-                 max_batch: int = 64, device: str = "auto", **_: Any) -> None:
+                 max_batch: int = 64, device: str = "auto", context_length: int | None = None) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -56,7 +55,8 @@ class TransformersBackend:
         if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
             raise TTScaleError(f"unknown dtype {dtype!r}", "pass auto, float32, bfloat16 or float16")
         self.lm = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype)).to(self.device).eval()
-        self.context_length = int(getattr(self.lm.config, "max_position_embeddings", 2048))
+        positions = int(getattr(self.lm.config, "max_position_embeddings", 2048))
+        self.context_length = min(positions, context_length) if context_length else positions
         self.max_batch = max_batch
         eos = self.lm.generation_config.eos_token_id
         eos = eos if eos is not None else self.hf_tokenizer.eos_token_id

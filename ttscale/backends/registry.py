@@ -13,5 +13,18 @@ register_backend = backends.register
 
 
 def make_backend(name: str, model: str | None = None, **options: Any) -> Backend:
-    """Build backend `name` for `model` (None = the embedded default)."""
-    return backends.get(name)(model, **options)
+    """Build backend `name` for `model` (None = the embedded default). An option the backend does not
+    take is one error naming the ones it does, before anything loads."""
+    import inspect
+
+    from ttscale.errors import TTScaleError
+
+    factory = backends.get(name)
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [k for k, p in params.items() if k != "model" and p.kind is not p.VAR_POSITIONAL]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for backend {name!r}",
+                               f"valid options: {', '.join(valid)}")
+    return factory(model, **options)

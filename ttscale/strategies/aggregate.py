@@ -6,16 +6,8 @@ in best-of-N, particle filtering and bench.
 
 from __future__ import annotations
 
-from ttscale.errors import unknown_name
 from ttscale.strategies.base import Candidate, Outcome
-
-AGGREGATIONS = ("majority", "weighted", "top")
-
-
-def check_aggregation(name: str) -> str:
-    if name not in AGGREGATIONS:
-        raise unknown_name("aggregation", name, list(AGGREGATIONS))
-    return name
+from ttscale.strategies.options import AGGREGATIONS, check_aggregation  # noqa: F401  (re-exported)
 
 
 def aggregate(candidates: list[Candidate], how: str, score_key: str | None = None) -> Outcome:

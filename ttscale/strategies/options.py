@@ -13,13 +13,31 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
-from ttscale.errors import TTScaleError
+from ttscale.errors import TTScaleError, unknown_name
 from ttscale.strategies.registry import options_class
 
 # Options the engine itself fills in for every strategy (from the model and the call), not the user.
 ENGINE_OPTIONS = ("step_delimiter", "waves")
 DEFAULT_VERIFIER = "arith_steps"  # the process verifier strategies use unless told otherwise
 DEFAULT_STEP_DELIMITER = "\n\n"  # a blank line ends a step, unless the model's defaults say otherwise
+AGGREGATIONS = ("majority", "weighted", "top")  # candidates -> one answer
+STEP_AGGREGATIONS = ("last", "min", "prod", "mean")  # a path's step scores -> one score
+
+
+def check_aggregation(name: str) -> str:
+    if name not in AGGREGATIONS:
+        raise unknown_name("aggregation", name, list(AGGREGATIONS))
+    return name
+
+
+def check_step_aggregation(name: str) -> str:
+    if name not in STEP_AGGREGATIONS:
+        raise unknown_name("step score aggregation", name, list(STEP_AGGREGATIONS))
+    return name
+
+
+# Options whose values come from a fixed set, whatever strategy declares them: checked on parsing.
+FIELD_CHECKS = {"aggregate": check_aggregation, "step_aggregate": check_step_aggregation}
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,9 @@ def parse_options(strategy: str, cls: type | None, given: Mapping[str, Any], *, 
         raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for strategy {strategy!r}",
                            f"valid options: {valid}")
     values = {k: convert(strategy, k, v, known[k]) for k, v in given.items() if k in known}
+    for k, v in values.items():
+        if k in FIELD_CHECKS and v is not None:
+            FIELD_CHECKS[k](v)
     return cls(**values)
 
 

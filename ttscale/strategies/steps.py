@@ -12,13 +12,17 @@ from typing import Any, Generator
 
 import numpy as np
 
-from ttscale.errors import TTScaleError, unknown_name
+from ttscale.errors import TTScaleError
 from ttscale.requests import Completion, Generate, Sampling, Score
-from ttscale.strategies.options import DEFAULT_STEP_DELIMITER, StepSearchOptions
+from ttscale.strategies.options import (  # noqa: F401  (the checks are re-exported)
+    DEFAULT_STEP_DELIMITER,
+    STEP_AGGREGATIONS,
+    StepSearchOptions,
+    check_step_aggregation,
+)
 from ttscale.strategies.base import Candidate, Task
 from verifiers.extract import states_final_answer
 
-STEP_AGGREGATIONS = ("last", "min", "prod", "mean")
 NEUTRAL_STEP_SCORE = 0.5  # a path with no informative step
 
 
@@ -103,12 +107,6 @@ def score_paths(task: Task, paths: list[Path], verifier: str) -> Generator[Any, 
         p.scores = list(s)
     task.events.append({"type": "steps_scored", "verifier": verifier,
                         "last_step_scores": [p.scores[-1] if p.scores else None for p in paths]})
-
-
-def check_step_aggregation(name: str) -> str:
-    if name not in STEP_AGGREGATIONS:
-        raise unknown_name("step score aggregation", name, list(STEP_AGGREGATIONS))
-    return name
 
 
 def aggregate_steps(scores: list[float | None], how: str) -> float:
