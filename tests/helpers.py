@@ -91,3 +91,28 @@ def serving(handler: type[BaseHTTPRequestHandler]):
         yield f"http://127.0.0.1:{server.server_port}/v1"
     finally:
         server.shutdown()
+
+
+@contextmanager
+def serving_engine(engine, **options) -> Iterator[tuple[str, int]]:
+    """`ttscale serve`'s app for `engine` on a loopback port, in a thread; yields (base URL, port)."""
+    import uvicorn
+
+    from ttscale.serve import create_app, server_config
+
+    port = free_port()
+    server = uvicorn.Server(server_config(create_app(engine, **options), "127.0.0.1", port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield base, port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -231,31 +231,13 @@ def test_auto_allocates_the_same_through_solve_batch_bench_asolve_and_serve():
                                        top_p=s.top_p, max_tokens=64))
     assert [c.text for c in alone.candidates] == [c.text for c in via_async.candidates]
 
-    import threading
-    import time
-
     import httpx
-    import uvicorn
 
-    from helpers import free_port
-    from ttscale.serve import create_app, server_config
+    from helpers import serving_engine
 
-    port = free_port()
-    server = uvicorn.Server(server_config(create_app(eng), "127.0.0.1", port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        served = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
+    with serving_engine(eng) as (base, _):
+        served = httpx.post(f"{base}/v1/chat/completions", timeout=60, json={
             "messages": chat, "seed": 3, "max_tokens": 64,
             "temperature": s.temperature, "top_p": s.top_p, "ttscale": {"strategy": "auto", "budget": 8}}).json()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert served["ttscale"]["ledger"]["candidates"] == alone.ledger.candidates
     assert served["choices"][0]["message"]["content"] == alone.text

@@ -5,18 +5,17 @@ refused at the limit, and one bad request in a batch does not fail the others.""
 from __future__ import annotations
 
 import concurrent.futures
+from contextlib import ExitStack
 import json
 import socket
-import threading
 import time
 
 import httpx
 import pytest
 
 from fakes import ExactChecker, FakeBackend, SlowBackend
-from helpers import free_port
+from helpers import serving_engine
 from ttscale import Engine
-from ttscale.serve import create_app, server_config
 
 
 def many_steps(prompt_ids, j, seed):
@@ -25,30 +24,9 @@ def many_steps(prompt_ids, j, seed):
 
 @pytest.fixture()
 def serve():
-    servers = []
-
-    def start(backend, **options):
-        import uvicorn
-
-        engine = Engine(backend=backend, checker=ExactChecker())
-        port = free_port()
-        server = uvicorn.Server(server_config(create_app(engine, **options), "127.0.0.1", port))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        servers.append((server, thread))
-        return base, port
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with ExitStack() as stack:
+        yield lambda backend, **options: stack.enter_context(
+            serving_engine(Engine(backend=backend, checker=ExactChecker()), **options))
 
 
 def _post(base: str, body: bytes | dict, **kw) -> httpx.Response:

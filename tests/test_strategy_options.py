@@ -5,15 +5,13 @@ before any work, everywhere."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import dataclass, replace
 
 import httpx
 import pytest
 
 from fakes import ExactChecker, FakeBackend
-from helpers import free_port
+from helpers import serving_engine
 from ttscale import Engine
 from ttscale.errors import TTScaleError
 from ttscale.requests import Generate
@@ -110,23 +108,8 @@ def test_recipe_options_are_checked_against_the_class():
 
 
 def test_serve_passes_declared_options_and_refuses_others():
-    import uvicorn
-
-    from ttscale.serve import create_app, server_config
-
     engine = Engine(backend=FakeBackend(boxed), checker=ExactChecker())
-    port = free_port()
-    server = uvicorn.Server(server_config(create_app(engine), "127.0.0.1", port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    with serving_engine(engine) as (base, _):
         msg = [{"role": "user", "content": "2 + 2?"}]
         ok = httpx.post(f"{base}/v1/chat/completions", timeout=30, json={
             "messages": msg, "ttscale": {"strategy": "echo_test", "budget": 2, "copies": 2, "label": "served"}})
@@ -135,9 +118,6 @@ def test_serve_passes_declared_options_and_refuses_others():
         bad = httpx.post(f"{base}/v1/chat/completions", timeout=30, json={
             "messages": msg, "ttscale": {"strategy": "echo_test", "budget": 2, "copise": 2}})
         assert bad.status_code == 400 and "copise" in bad.json()["error"]["message"]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("budget", [1, 2, 3, 5, 8])
