@@ -210,7 +210,7 @@ def random_fact(rng: np.random.Generator, max_digits: int) -> str:
 
 
 def drills(examples: list[Example], n: int, per_drill: int, seed: int,
-           level_weights: tuple[float, ...] = (1, 1, 1, 1, 1), random_share: float = 0.5,
+           level_weights: tuple[float, ...] = (1, 1, 1, 1, 1), random_share: float = 0.0,
            max_digits: int = 3, grow: bool = False) -> list[list[str]]:
     """`n` drills of `per_drill` true claims each: a `random_share` of them random facts (`random_fact`;
     with `grow`, their digit counts grow from 1 to `max_digits` over the first half of the drills, an
@@ -220,11 +220,17 @@ def drills(examples: list[Example], n: int, per_drill: int, seed: int,
     Why: learning arithmetic only from whole word problems costs ~100 tokens per claim and gives the
     result digits a small share of the loss; a drill line costs ~10 tokens, all of its loss on the result.
     """
-    rng = np.random.default_rng([seed, 13, int(grow)])
     pools = {level: [f for e in examples if e.level == level for f in e.facts] for level in LEVELS}
     levels = [lv for lv in LEVELS if pools[lv] and lv <= len(level_weights) and level_weights[lv - 1] > 0]
     weights = np.array([level_weights[lv - 1] for lv in levels], dtype=float)
     out = []
+    if not random_share and not grow:  # solution facts only: the draws the shipped weights were made with
+        rng = np.random.default_rng([seed, 13])
+        for _ in range(n):
+            picks = rng.choice(len(levels), size=per_drill, p=weights / weights.sum())
+            out.append([pools[levels[k]][int(rng.integers(len(pools[levels[k]])))] for k in picks])
+        return out
+    rng = np.random.default_rng([seed, 13, int(grow)])
     for i in range(n):
         digits = min(max_digits, 1 + int(2 * i * max_digits / max(1, n))) if grow else max_digits
         drill = []
