@@ -7,7 +7,7 @@ are token ids, so continuing a partial solution reuses the exact prefix the back
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generator
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,7 @@ class Score:
 
 
 Request = Generate | Score
+
+# A verifier that needs the policy model, as a coroutine: it yields its prompts, receives their results,
+# and returns the scores per request (per candidate, per step) and the tokens each request cost.
+ScoreGen = Generator[list[GenRequest], list[GenResult], tuple[list[list[list[float | None]]], list[int]]]

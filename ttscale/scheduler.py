@@ -29,7 +29,7 @@ from typing import Any, Callable, Generator, Iterable, Protocol, Sequence
 from ttscale.backends.base import Backend
 from ttscale.errors import TTScaleError
 from ttscale.ledger import Ledger
-from ttscale.requests import Generate, GenRequest, GenResult, Score
+from ttscale.requests import Generate, GenRequest, GenResult, Score, ScoreGen
 from ttscale.scoring import Scorer
 from ttscale.strategies.base import Outcome, StrategyGen
 
@@ -76,7 +76,8 @@ class Job:
             return
         self.error = error
         self.pending = None
-        self.gen.close() if isinstance(self.gen, Generator) else None  # its finally blocks run (allocation)
+        if isinstance(self.gen, Generator):
+            self.gen.close()  # its finally blocks run (allocation leaves its controller)
         self.ledger.wall_seconds = time.perf_counter() - self.started
 
     def stop(self, outcome: Outcome) -> None:
@@ -107,9 +108,6 @@ def register_handler(kind: type) -> Callable[[Handler], Handler]:
         HANDLERS[kind] = fn
         return fn
     return deco
-
-
-ScoreGen = Generator[list[GenRequest], list[GenResult], tuple[list[list[list[float | None]]], list[int]]]
 
 
 @dataclass(eq=False)

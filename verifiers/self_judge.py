@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Generator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ttscale.errors import TTScaleError
-from ttscale.requests import GenRequest, GenResult, Sampling, Score
+from ttscale.requests import GenRequest, Sampling, Score, ScoreGen
 
 if TYPE_CHECKING:  # the boundary: verifiers import only ttscale's message types and errors
     from ttscale.backends.base import Backend
@@ -32,9 +32,6 @@ _FINAL_ANSWER = re.compile(r"\\boxed\s*\{|\\fbox\s*\{|answer is", re.I)
 
 Mode = Literal["all_steps", "last_step"]
 Key = tuple[str, str, tuple[str, ...]]  # (unit, problem, steps prefix)
-# A scorer that needs the policy model: yields its prompts, receives their results, returns the scores
-# per request and the tokens per request.
-ScoreGen = Generator[list[GenRequest], list[GenResult], tuple[list[list[list[float | None]]], list[int]]]
 
 
 class SelfJudgeVerifier:

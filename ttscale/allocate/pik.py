@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ttscale.requests import GenRequest, Sampling, Score
-from verifiers.self_judge import ScoreGen
+from ttscale.requests import GenRequest, Sampling, Score, ScoreGen
 from ttscale.scoring import register_scorer
 
 PIK_QUESTION = "Can you solve this problem correctly? Answer Yes or No."
@@ -44,7 +43,7 @@ class PIKScorer:
 
     def score_gen(self, requests: list[Score]) -> ScoreGen:
         """One score per request; a coroutine that yields the P(IK) questions not cached yet (see
-        verifiers.self_judge.ScoreGen), counted to the first request that asked."""
+        ttscale.requests.ScoreGen), counted to the first request that asked."""
         from verifiers.self_judge import p_yes
 
         first: dict[str, int] = {}

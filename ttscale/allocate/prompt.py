@@ -21,11 +21,9 @@ from ttscale.requests import Generate, Score
 from ttscale.scheduler import Job, register_handler
 from ttscale.strategies.aggregate import aggregate, check_aggregation
 from ttscale.strategies.base import Candidate, Outcome, StrategyGen, Task
-from ttscale.strategies.options import options_class
+from ttscale.strategies.options import ENGINE_OPTIONS, fields_of, options_class
 from ttscale.strategies.candidate_scores import score_candidates
 
-# Options of `auto` itself; everything else in task.options reaches the strategies it runs.
-AUTO_OPTIONS = ("policy", "estimator", "aggregate")  # (AutoOptions' own fields, less the verifier it hands on)
 
 
 @dataclass
@@ -141,7 +139,8 @@ def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None
     """One step-level search (particle, beam, ...) with the prompt's whole remaining allotment."""
     from ttscale.strategies.base import strategies
 
-    options = {k: v for k, v in task.options.items() if k not in AUTO_OPTIONS}
+    own = set(fields_of(options_class("auto"))) - {"verifier", *ENGINE_OPTIONS}  # auto's; the rest is handed on
+    options = {k: v for k, v in task.options.items() if k not in own}
     options.update(plan.settings)
     options["verifier"] = verifier
     sub = replace(task, budget=plan.n, options=options, best_so_far=None)
