@@ -3,7 +3,8 @@
     python benchmarks/barrier_sim.py                                  # 500 prompts x 16 particles + a PRM
     python benchmarks/barrier_sim.py --prompts 16 --particles 8 --step-lengths steps.json
 
-Two schedules of the same work:
+Three schedules of the same solutions (same step lengths):
+- `best_of_n`: each particle's whole solution sampled in one request, no PRM (the throughput reference);
 - `barrier` (ttscale today): every round waits for the slowest step of any prompt, then ONE PRM call
   scores every prompt's steps, then every prompt resamples and starts its next step together.
 - `continuous`: a prompt scores, resamples and starts its next step as soon as its own particles have
@@ -18,8 +19,8 @@ The device model (assumptions, all flags):
 - a PRM call scores every finished path it is given in one forward: `--prm-ms` + `--prm-us` per path token
   (the path so far), on the same device, so decoding pauses while it runs; it uses the whole device only
   from `--prm-full-tokens` path tokens up;
-- the continuous schedule scores the prompts that are ready once they hold half a batch of particles,
-  or when the decode batch would otherwise run short;
+- the continuous schedule scores the prompts that are ready once their paths fill a PRM forward
+  (`--prm-full-tokens`), or when the decode batch would otherwise run short (so it never waits idle);
 - step lengths (tokens) are drawn from `--step-lengths` (a JSON list recorded from real runs) or, when
   none is given, from a lognormal with median 32 clipped to [4, 64] (uneven steps, as SmolLM2 writes);
   each solution has 3-8 steps; resampling keeps the particle count and does not change lengths.
@@ -70,6 +71,7 @@ class Clock:
     wall: float = 0.0
     busy: float = 0.0
     prm_calls: int = 0
+    prm_s: float = 0.0  # device time spent in PRM forwards (decoding pauses meanwhile)
     rounds: list[float] = field(default_factory=list)
 
 
@@ -82,7 +84,7 @@ def make_prompts(n: int, particles: int, lengths: np.ndarray | None, rng: np.ran
     return [Prompt([[step() for _ in range(int(rng.integers(3, 9)))] for _ in range(particles)]) for _ in range(n)]
 
 
-def simulate(prompts: list[Prompt], dev: Device, barrier: bool) -> Clock:
+def simulate(prompts: list[Prompt], dev: Device, barrier: bool, prm: bool = True) -> Clock:
     clock = Clock()
     queue: list[tuple[int, int]] = []  # (prompt index, tokens left) waiting for a slot
     running: list[list[int]] = []  # [prompt index, tokens left]
@@ -101,11 +103,13 @@ def simulate(prompts: list[Prompt], dev: Device, barrier: bool) -> Clock:
             clock.busy += t
 
     def score(batch: list[int]) -> None:
-        tokens = sum(prompts[i].path_tokens * len(prompts[i].steps) for i in batch)
-        t = dev.prm_ms / 1e3 + tokens * dev.prm_us / 1e6
-        clock.wall += t
-        clock.busy += t * min(1.0, tokens / dev.prm_full_tokens)
-        clock.prm_calls += 1
+        if prm:
+            tokens = sum(prompts[i].path_tokens * len(prompts[i].steps) for i in batch)
+            t = dev.prm_ms / 1e3 + tokens * dev.prm_us / 1e6
+            clock.wall += t
+            clock.prm_s += t
+            clock.busy += t * min(1.0, tokens / dev.prm_full_tokens)
+            clock.prm_calls += 1
         for i in batch:
             p = prompts[i]
             p.done_steps += 1
@@ -116,11 +120,11 @@ def simulate(prompts: list[Prompt], dev: Device, barrier: bool) -> Clock:
         submit(i)
     round_start = 0.0
     while queue or running or to_score:
-        # barrier: score once nothing is decoding. continuous: score the prompts that are ready once
-        # they are many (half a batch of particles) or the decode batch would otherwise run short.
-        ready = sum(len(prompts[i].steps) for i in to_score)
+        # barrier: score once nothing is decoding. continuous: score the prompts that are ready once their
+        # paths fill a PRM forward (--prm-full-tokens) or the decode batch would otherwise run short.
+        ready = sum(prompts[i].path_tokens * len(prompts[i].steps) for i in to_score)
         short = len(queue) + len(running) < dev.max_running
-        if to_score and ((not queue and not running) or (not barrier and (short or ready >= dev.max_running // 2))):
+        if to_score and ((not queue and not running) or (not barrier and (short or ready >= dev.prm_full_tokens))):
             batch, to_score = to_score, []
             score(batch)
             if barrier:
@@ -162,12 +166,20 @@ def main() -> None:
     dev = Device(**{f: getattr(args, f) for f in Device().__dict__})
     lengths = np.array(json.load(open(args.step_lengths)), dtype=int) if args.step_lengths else None
     out = {}
-    for mode in ("barrier", "continuous"):
+    for mode in ("best_of_n", "barrier", "continuous"):
         prompts = make_prompts(args.prompts, args.particles, lengths, np.random.default_rng(args.seed))
-        c = simulate(prompts, dev, barrier=(mode == "barrier"))
-        out[mode] = c
-        print(f"{mode:>10}: wall {c.wall:8.2f} s  busy fraction {c.busy / c.wall:.3f}  PRM calls {c.prm_calls}")
-    print(f"continuous / barrier wall time: {out['continuous'].wall / out['barrier'].wall:.3f}")
+        tokens = sum(sum(s) for p in prompts for s in p.steps)
+        if mode == "best_of_n":  # the same solutions sampled whole: one request per particle, no PRM
+            prompts = [Prompt([[sum(s)] for s in p.steps]) for p in prompts]
+        c = simulate(prompts, dev, barrier=(mode != "continuous"), prm=(mode != "best_of_n"))
+        out[mode] = (c, tokens / c.wall)
+        print(f"{mode:>10}: wall {c.wall:8.2f} s  busy fraction {c.busy / c.wall:.3f}  PRM calls {c.prm_calls:4d} ({c.prm_s:6.1f} s)  "
+              f"{tokens / c.wall:8.0f} generated tok/s")
+    for mode in ("barrier", "continuous"):
+        c = out[mode][0]
+        print(f"particle ({mode}) / best_of_n generated tok/s: {out[mode][1] / out['best_of_n'][1]:.3f}; "
+              f"decoding time only (PRM time left out): {out['best_of_n'][0].wall / (c.wall - c.prm_s):.3f}")
+    print(f"continuous / barrier wall time: {out['continuous'][0].wall / out['barrier'][0].wall:.3f}")
 
 
 if __name__ == "__main__":

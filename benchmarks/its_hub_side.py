@@ -83,9 +83,10 @@ class ArithStepsPRM(AbstractProcessRewardModel):
     def _one(self, response: str) -> float:
         steps = [s.strip() for s in response.split(self.step_token)]
         steps = [s for s in steps if s]
-        if not steps:
-            return 0.5
-        return float(self.verifier.score_steps(steps)[-1])
+        # As ttscale's "last" aggregation reads them: the last informative step's score; steps with no claim
+        # (None) carry no evidence; a path without any is neutral.
+        scores = [s for s in self.verifier.score_steps(steps) if s is not None] if steps else []
+        return float(scores[-1]) if scores else 0.5
 
     def score(self, prompt_or_messages, response_or_responses):
         t = time.perf_counter()

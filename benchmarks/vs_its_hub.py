@@ -9,6 +9,8 @@ do (requests, prompt tokens computed, tokens generated, server CPU seconds), rea
     .venv/bin/python benchmarks/vs_its_hub.py                     # one run each, ttscale first
     .venv/bin/python benchmarks/vs_its_hub.py --repeats 2         # ABBA: ttscale, its_hub, its_hub, ttscale
     .venv/bin/python benchmarks/vs_its_hub.py --server vllm --its-mode gather   # a server that batches
+    .venv/bin/python benchmarks/vs_its_hub.py --server vllm --its-mode gather \
+        --order ttscale_vllm,its_hub,ttscale,ttscale,its_hub,ttscale_vllm       # + ttscale's vllm in process
 
 `--server llamacpp` (default, the issue's setting) serves one request at a time from one KV state: no
 client can be faster than the work it makes the server do, so the ratio is the ratio of server work.
@@ -189,9 +191,40 @@ def run_its_hub(python: str, base: str, problems_json: Path, args: argparse.Name
     return data
 
 
+def run_ttscale_vllm_child(problems_json: Path, runs: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """ttscale with its own vLLM backend (no HTTP; continuous rounds over vLLM's engine), the same model and
+    settings as the server's, in a child process started while NO server runs: an idle vLLM engine's
+    workers keep polling and take CPU from a running one (measured: the server's sides took 2x as long
+    with an idle in-process engine beside them). The child loads and warms up untimed, then times `runs`."""
+    out = Path(tempfile.mkstemp(suffix=".json", prefix="ttscale_vllm_")[1])
+    cmd = [sys.executable, __file__, "--child-vllm", str(problems_json), "--child-out", str(out),
+           "--child-runs", str(runs), "--budget", str(args.budget), "--max-steps", str(args.max_steps),
+           "--step-tokens", str(args.step_tokens), "--max-tokens", str(args.max_tokens),
+           "--temperature", str(args.temperature), "--seed", str(args.seed), "--n-ctx", str(args.n_ctx)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.side_timeout * (runs + 1))
+    if proc.returncode != 0:
+        raise RuntimeError(f"ttscale_vllm side failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    data = json.loads(out.read_text())
+    out.unlink()
+    return data
+
+
+def child_vllm(args: argparse.Namespace) -> None:
+    from ttscale import Engine
+
+    problems = json.loads(Path(args.child_vllm).read_text())
+    engine = Engine(backend="vllm", context_length=args.n_ctx)
+    engine.solve(problems[0], strategy="best_of_n", budget=1, max_tokens=4, seed=args.seed)  # warm-up
+    Path(args.child_out).write_text(json.dumps([run_ttscale(engine, problems, args) for _ in range(args.child_runs)]))
+    engine.close()
+
+
 # Side name -> runner(engine, problems, args) for in-process ttscale variants, or "its_hub" for the child.
+# `ttscale`: ttscale's openai backend against the server; `ttscale_vllm`: ttscale's own vllm backend, no
+# server (run with --server vllm, so every side uses the same engine and model). Consecutive sides that need
+# the server share one server start; the server is down while `ttscale_vllm` runs.
 # A scratch script may add variants (e.g. ttscale with a candidate fix applied) before calling main().
-SIDES: dict[str, Any] = {"ttscale": run_ttscale, "its_hub": "its_hub"}
+SIDES: dict[str, Any] = {"ttscale": run_ttscale, "ttscale_vllm": "child_vllm", "its_hub": "its_hub"}
 
 
 # -- main ------------------------------------------------------------------------------------------------
@@ -223,7 +256,13 @@ def main() -> None:
     ap.add_argument("--side-timeout", type=float, default=2400, help="seconds per side per run")
     ap.add_argument("--json", default=None, help="also write all figures here")
     ap.add_argument("--keep-log", default=None, help="copy the server log here")
+    ap.add_argument("--child-vllm", help=argparse.SUPPRESS)  # internal: the ttscale_vllm child process
+    ap.add_argument("--child-out", help=argparse.SUPPRESS)
+    ap.add_argument("--child-runs", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_vllm:
+        child_vllm(args)
+        return
 
     from eval_sets import load
     from ttscale import Engine
@@ -252,38 +291,55 @@ def main() -> None:
         raise SideTimeout
 
     signal.signal(signal.SIGALRM, on_alarm)
-    with openai_server(args.server, args.n_ctx, args.server_threads, log_path) as (base, pid):
-        print(f"{args.server} server {base} pid {pid} (threads {args.server_threads or 'default'}); "
-              f"{len(problems)} problems; order {order}; its_hub mode {args.its_mode}", flush=True)
-        engine = Engine(backend="openai", base_url=base, tokenizer="smollm2")
-        # Warm-up: one short request, which also lets the backend find out that this server wants text prompts.
-        engine.solve(problems[0], strategy="best_of_n", budget=1, max_tokens=4, seed=args.seed)
-        _, offset = server_segment(log_path, 0)
-        for k, side in enumerate(order):
-            cpu0 = cpu_seconds(pid)
-            t0 = time.perf_counter()
-            if SIDES[side] == "its_hub":
-                res = run_its_hub(args.its_python, base, problems_json, args, args.side_timeout)
-                texts = res.pop("answers")
-            else:
-                signal.alarm(int(args.side_timeout))
-                try:
-                    res = SIDES[side](engine, problems, args)
-                finally:
-                    signal.alarm(0)
-                texts = res.pop("texts")
-            res["server_cpu_s"] = cpu_seconds(pid) - cpu0
-            res["server"], offset = server_segment(log_path, offset)
-            res["correct"] = sum(bool(is_correct(t, g)) for t, g in zip(texts, golds))
-            res["side"], res["run"] = side, k
-            runs.append(res)
-            s = res["server"]
-            print(f"[{k}] {side:8s} wall {res['wall_seconds']:8.1f} s | http {s['http_requests']:4d} "
-                  f"(err {s['http_errors']}) | prompt tok computed {s['prompt_tokens_computed']:6d} "
-                  f"({s['prompt_eval_s']:.0f} s) | decode runs {s['decode_runs']:6d} ({s['decode_s']:.0f} s) | "
-                  f"server busy {s['server_total_s']:.0f} s, cpu {res['server_cpu_s']:.0f} s | "
-                  f"correct {res['correct']}/{len(problems)} | load {os.getloadavg()[0]:.1f}", flush=True)
-        engine.close()
+    print(f"{len(problems)} problems; order {order}; server {args.server}; its_hub mode {args.its_mode}", flush=True)
+    groups: list[list[tuple[int, str]]] = []  # consecutive runs that share a server start (or need none)
+    for k, side in enumerate(order):
+        if groups and (SIDES[groups[-1][0][1]] == "child_vllm") == (SIDES[side] == "child_vllm"):
+            groups[-1].append((k, side))
+        else:
+            groups.append([(k, side)])
+    empty = {"http_requests": 0, "http_errors": 0, "prompt_tokens_computed": 0, "prompt_eval_s": 0.0,
+             "decode_runs": 0, "decode_s": 0.0, "server_total_s": 0.0}
+
+    def finish(res: dict[str, Any], texts: list[str], side: str, k: int) -> None:
+        res["correct"] = sum(bool(is_correct(t, g)) for t, g in zip(texts, golds))
+        res["side"], res["run"] = side, k
+        runs.append(res)
+        s = res["server"]
+        print(f"[{k}] {side:12s} wall {res['wall_seconds']:8.1f} s | http {s['http_requests']:4d} "
+              f"(err {s['http_errors']}) | prompt tok computed {s['prompt_tokens_computed']:6d} "
+              f"({s['prompt_eval_s']:.0f} s) | decode runs {s['decode_runs']:6d} ({s['decode_s']:.0f} s) | "
+              f"server busy {s['server_total_s']:.0f} s, cpu {res['server_cpu_s']:.0f} s | "
+              f"correct {res['correct']}/{len(problems)} | load {os.getloadavg()[0]:.1f}", flush=True)
+
+    for group in groups:
+        if SIDES[group[0][1]] == "child_vllm":
+            for (k, side), res in zip(group, run_ttscale_vllm_child(problems_json, len(group), args)):
+                res.update(server_cpu_s=0.0, server=dict(empty))
+                finish(res, res.pop("texts"), side, k)
+            continue
+        with openai_server(args.server, args.n_ctx, args.server_threads, log_path) as (base, pid):
+            print(f"{args.server} server {base} pid {pid} (threads {args.server_threads or 'default'})", flush=True)
+            engine = Engine(backend="openai", base_url=base, tokenizer="smollm2")
+            # Warm-up: one short request, which also lets the backend find out that this server wants text prompts.
+            engine.solve(problems[0], strategy="best_of_n", budget=1, max_tokens=4, seed=args.seed)
+            _, offset = server_segment(log_path, 0)
+            for k, side in group:
+                cpu0 = cpu_seconds(pid)
+                if SIDES[side] == "its_hub":
+                    res = run_its_hub(args.its_python, base, problems_json, args, args.side_timeout)
+                    texts = res.pop("answers")
+                else:
+                    signal.alarm(int(args.side_timeout))
+                    try:
+                        res = SIDES[side](engine, problems, args)
+                    finally:
+                        signal.alarm(0)
+                    texts = res.pop("texts")
+                res["server_cpu_s"] = cpu_seconds(pid) - cpu0
+                res["server"], offset = server_segment(log_path, offset)
+                finish(res, texts, side, k)
+            engine.close()
     if args.keep_log:
         Path(args.keep_log).write_bytes(log_path.read_bytes())
     shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,6 @@ is a three-line loader with the same line-numbered errors.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from ttscale.errors import TTScaleError
 
 from eval_sets import hub
 from eval_sets.datadir import ENV_VAR, describe
-from eval_sets.problem import SCHEMA_HINT, Problem
+from eval_sets.jsonl import read_jsonl  # noqa: F401  (public here too: plugins import it from loaders)
+from eval_sets.problem import Problem
 from eval_sets.registry import register_dataset
 
 FILES: dict[str, str] = {
@@ -27,31 +27,6 @@ FILES: dict[str, str] = {
 }
 ARITH_DEFAULT_N = 100
 ARITH_LEVELS = (1, 2, 3, 4, 5)
-
-
-def read_jsonl(path: str | Path) -> list[Problem]:
-    """Parse a JSONL file of problems; any bad line fails with `path:line`, what is wrong, and the fix."""
-    path = Path(path)
-    rows: list[Problem] = []
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise TTScaleError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})",
-                                   "re-save the file as UTF-8") from e
-            if not text.strip():
-                continue  # blank lines (e.g. a trailing one) carry nothing
-            try:
-                obj: Any = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise TTScaleError(
-                    f"{where}: malformed JSON ({e.msg} at column {e.colno})",
-                    f"fix or delete that line; each line must be one JSON object like {SCHEMA_HINT}",
-                ) from e
-            rows.append(Problem.from_dict(obj, where=where))
-    return rows
 
 
 def _file_set(name: str, filename: str) -> None:

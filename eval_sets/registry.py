@@ -57,10 +57,15 @@ def list_datasets() -> list[str]:
 
 
 def get_loader(name: str) -> LoaderFn:
-    """The loader for `name`, importing its plugin on first use; unknown names list the known ones."""
+    """The loader for `name`, importing its plugin on first use; unknown names list the known ones.
+    A name ending in .jsonl that is not registered is a user's own file (id, problem, answer per line)."""
     if name in _REGISTRY:
         return _REGISTRY[name]
     ep = _plugins().get(name)
+    if ep is None and is_file_name(name):
+        from eval_sets.jsonl import jsonl_file_loader
+
+        return jsonl_file_loader(name)
     if ep is None:
         raise unknown_name("dataset", name, list_datasets())
     try:
@@ -89,14 +94,18 @@ def load(
     seed: int = 0,
     n: int | None = None,
     split: str | None = None,
+    offset: int = 0,
 ) -> list[Problem]:
-    """Problems of set `name`: filtered to `levels` (sets with levels only), then the first `limit`.
+    """Problems of set `name`: filtered to `levels` (sets with levels only), the first `offset` skipped,
+    then the first `limit`. `name` may be the path of a JSONL file (see get_loader).
 
     `n` and `seed` are for generated sets (arith); `split` for sets that have splits (arith: "train"
     families, the default, or "heldout" families); `data_dir` overrides TTSCALE_DATA_DIR for file sets.
     """
     loader = get_loader(name)
     levels_t = _check_args(limit=limit, levels=levels, seed=seed, n=n)
+    if not _is_int(offset) or offset < 0:
+        raise TTScaleError(f"offset must be 0 or a positive integer, got {offset!r}", "pass e.g. offset=100")
     if split is not None and not isinstance(split, str):
         raise TTScaleError(f"split must be a name, got {split!r}", "pass e.g. split='heldout'")
     given = {"data_dir": resolve_data_dir(data_dir), "seed": seed, "n": n, "levels": levels_t, "split": split}
@@ -107,6 +116,11 @@ def load(
     ]
     if levels_t is not None:
         rows = _filter_levels(name, rows, levels_t)
+    if offset:
+        if offset >= len(rows):
+            raise TTScaleError(f"offset {offset} skips all {len(rows)} problems of dataset {name!r}",
+                               f"pass an offset below {len(rows)}")
+        rows = rows[offset:]
     return rows if limit is None else rows[:limit]
 
 
@@ -188,6 +202,11 @@ def _plugins() -> dict[str, metadata.EntryPoint]:
 def _entry_points() -> Iterable[metadata.EntryPoint]:
     """Installed plugins; a separate function so tests can substitute their own."""
     return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def is_file_name(name: str) -> bool:
+    """A dataset name that means a file: it ends in .jsonl."""
+    return isinstance(name, str) and name.lower().endswith(".jsonl")
 
 
 def _is_int(x: Any) -> bool:

@@ -81,3 +81,45 @@ class ExactChecker:
     def cluster(self, answers: list[str | None]) -> list[int | None]:
         ids: dict[str, int] = {}
         return [None if a is None else ids.setdefault(a.strip(), len(ids)) for a in answers]
+
+
+class TicketBackend(FakeBackend):
+    """A scripted backend with the incremental side (add / poll / cancel) that continuous rounds use.
+
+    Each group of requests (a ticket) ends after `polls(requests)` polls (default 1); among tickets that
+    end at the same poll, a seeded shuffle decides which are returned, one at a time, so answers arrive
+    in an order unrelated to the order they were sent in.
+    """
+
+    def __init__(self, script, order_seed: int = 0, polls=None, poll_s: float = 0.0) -> None:
+        super().__init__(script)
+        self.poll_s = poll_s  # wall time of one poll, like a decode step
+        import random
+
+        self.rng = random.Random(order_seed)
+        self.polls = polls or (lambda requests: 1)
+        self.open: dict[int, tuple[list[GenRequest], int]] = {}  # ticket -> (requests, polls left)
+        self.added: list[list[GenRequest]] = []
+        self.cancelled: list[int] = []
+
+    def add(self, requests: list[GenRequest]) -> int:
+        ticket = len(self.added)
+        self.added.append(list(requests))
+        self.open[ticket] = (list(requests), max(1, self.polls(requests)))
+        return ticket
+
+    def poll(self):
+        if not self.open:
+            return []
+        while True:
+            time.sleep(self.poll_s)
+            self.open = {t: (r, left - 1) for t, (r, left) in self.open.items()}
+            due = [t for t, (_, left) in self.open.items() if left <= 0]
+            if due:
+                ticket = self.rng.choice(due)
+                requests, _ = self.open.pop(ticket)
+                return [(ticket, FakeBackend.generate(self, requests))]
+
+    def cancel(self, ticket: int) -> None:
+        if self.open.pop(ticket, None) is not None:
+            self.cancelled.append(ticket)

@@ -4,7 +4,8 @@ Every caller's strategy coroutine joins one live set; a single loop runs schedul
 them, so 50 concurrent callers at best-of-N 4 make one backend call per round, not 50. A round runs in a
 worker thread (backends are blocking); callers that arrive meanwhile join the next round. Deadlines are
 checked between rounds: a caller past its deadline gets the best answer found so far, marked partial,
-and its strategy stops spending. A cancelled caller's pending work is dropped before the next round.
+and its strategy stops spending. A cancelled caller's pending work is dropped before the next round (and,
+with continuous rounds, its requests still decoding are cancelled in the backend).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Caller:
     on_event: EventCallback | None = None
     cancelled: bool = False
     last_best: str | None = None
+    last_request: int = 0  # id of the request the job waited on after the previous round
 
 
 class AsyncScheduler:
@@ -115,7 +117,8 @@ class AsyncScheduler:
             _emit(caller, {"type": "done" if job.error is None else "failed"})
             if not caller.future.done():
                 caller.future.set_result(False)
-        else:
+        elif id(job.pending) != caller.last_request:  # with continuous rounds a job may wait through several
+            caller.last_request = id(job.pending)
             _emit(caller, {"type": "round", "next": type(job.pending).__name__})
 
     def _expire(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -70,9 +71,53 @@ def backend_options(backend: str, base_url: Optional[str], api_key: Optional[str
     return opts
 
 
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+
+
+def load_options(backend: str, gpu_layers: Optional[int] = None, tensor_parallel_size: Optional[int] = None,
+                 dtype: Optional[str] = None, chat_template: Optional[str] = None) -> dict[str, Any]:
+    """How the model is loaded: each flag only for the backends that take it, checked before a model loads."""
+    from ttscale.backends.chat_template import TEMPLATE_BACKENDS, load_chat_template
+
+    opts: dict[str, Any] = {}
+    if gpu_layers is not None:
+        if backend != "llamacpp":
+            raise TTScaleError(f"--gpu-layers is for --backend llamacpp, not {backend}", "drop it or add --backend llamacpp")
+        if gpu_layers < -1:
+            raise TTScaleError(f"--gpu-layers must be -1 (all) or 0 or more, got {gpu_layers}", "pass e.g. --gpu-layers -1")
+        opts["gpu_layers"] = gpu_layers
+    if tensor_parallel_size is not None:
+        if backend != "vllm":
+            raise TTScaleError(f"--tensor-parallel-size is for --backend vllm, not {backend}", "drop it or add --backend vllm")
+        if tensor_parallel_size < 1:
+            raise TTScaleError(f"--tensor-parallel-size must be 1 or more, got {tensor_parallel_size}",
+                               "pass the number of GPUs, e.g. --tensor-parallel-size 2")
+        opts["tensor_parallel_size"] = tensor_parallel_size
+    if dtype is not None:
+        if backend not in ("vllm", "transformers"):
+            raise TTScaleError(f"--dtype is for --backend vllm or transformers, not {backend}",
+                               "drop it (a GGUF fixes its own precision) or pick one of those backends")
+        if dtype not in DTYPES:
+            raise TTScaleError(f"unknown --dtype {dtype!r}", f"choose one of: {', '.join(DTYPES)}")
+        opts["dtype"] = dtype
+    if chat_template is not None:
+        if backend not in TEMPLATE_BACKENDS:
+            raise TTScaleError(f"--chat-template is for --backend {' or '.join(TEMPLATE_BACKENDS)}, not {backend}",
+                               "drop it, or use --chat-api with --backend openai to let the server template")
+        opts["chat_template"] = load_chat_template(chat_template)  # a bad path or template: one line, now
+    return opts
+
+
 @app.command()
 def solve(
-    problem: str = typer.Argument(..., help="The problem text."),
+    problem: Optional[str] = typer.Argument(None, help="The problem text, or - to read problems from stdin (one per line, or JSONL with a \"problem\" field)."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read problems from a file: one per line, or JSONL with a \"problem\" field (and optional \"id\")."),
+    system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="System message before each problem (default: the model's own, if any)."),
+    stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable); backslash escapes such as \\n are decoded."),
+    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="--backend llamacpp / vllm: a Jinja chat template (file or text) instead of the model's."),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="--backend llamacpp: layers offloaded to the GPU (-1: all)."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", help="--backend vllm: GPUs the model is split over."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="--backend vllm / transformers: auto | float16 | bfloat16 | float32."),
     strategy: str = typer.Option("best_of_n", "--strategy", "-s", help="Strategy name (see `ttscale strategies`)."),
     budget: int = typer.Option(8, "--budget", "-b", help="Complete candidate solutions to spend."),
     backend: str = typer.Option("llamacpp", "--backend", help="llamacpp | vllm | openai | transformers"),
@@ -115,9 +160,18 @@ def solve(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
     policy: Optional[str] = typer.Option(None, "--policy", help="--strategy auto: policy JSON from `ttscale calibrate` (default: built-in)."),
     opt: list[str] = typer.Option([], "--opt", help="Any option of the strategy as key=value (repeatable), e.g. --opt weight_temperature=0.5; `ttscale strategies` lists them."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="--backend llamacpp / transformers: CPU threads (default llamacpp: the cores idle when the model loads)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display on stderr while it runs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Let the libraries' own log lines through (vLLM, transformers); by default only errors."),
 ) -> None:
-    """Solve one problem; the answer goes to stdout, what was spent to stderr."""
+    """Solve one problem (or many from --file / stdin); answers go to stdout, what was spent to stderr."""
+    from ttscale.logs import quiet_libraries
+
+    quiet_libraries(verbose)
+    from ttscale.backends.threads import check_threads
     from ttscale.engine import Engine, check_budget
+    from ttscale.inputs import gather_problems, unescape
+    from ttscale.progress import solve_progress
     from ttscale.scoring import scorers
     from ttscale.strategies import strategies
     from ttscale.strategies.options import options_class, parse_cli, parse_options
@@ -147,9 +201,25 @@ def solve(
                            "or Qwen/Qwen2.5-Math-PRM-7B")
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory, timeout, retries)
-    with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine:
-        result = engine.solve(problem, strategy=strategy, budget=budget, seed=seed, temperature=temperature,
-                              top_p=top_p, max_tokens=max_tokens, **options)
+    opts.update(load_options(backend, gpu_layers, tensor_parallel_size, dtype, chat_template))
+    if check_threads(threads, backend) is not None:
+        opts["threads"] = threads
+    stops = [unescape(s) for s in stop]
+    problems = gather_problems(problem, file)  # a missing file or bad JSONL line: one line, before the load
+    many = file is not None or problem == "-"  # from a file or stdin: one output line per problem
+    with stdout_to_stderr(), Engine(backend=backend, model=model, verifier_options=verifier_options, **opts) as engine, \
+            solve_progress(engine, err, enabled=not quiet):  # tokens, tok/s and samples on stderr as they come
+        if many:
+            results = engine.solve_batch([p.text for p in problems], strategy=strategy, budget=budget, seed=seed,
+                                         temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=stops,
+                                         system_prompt=system_prompt, **options)
+        else:
+            result = engine.solve(problems[0].text, strategy=strategy, budget=budget, seed=seed,
+                                  temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=stops,
+                                  system_prompt=system_prompt, **options)
+    if many:
+        _print_batch(problems, results, as_json, engine)
+        return
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return
@@ -160,7 +230,9 @@ def solve(
                       for a, v in sorted(result.votes.items(), key=lambda kv: -kv[1]))
     u = result.ledger
     label = "votes" if counted else f"{how} scores"
-    err.print(f"{label}: {tally or '(no candidate had an answer)'}  confidence {result.confidence:.2f}", markup=False)
+    tie = result.details.get("tie")  # say when a tie-break rule, not the vote, chose the answer
+    err.print(f"{label}: {tally or '(no candidate had an answer)'}  confidence {result.confidence:.2f}"
+              + (f"  ({tie['message']})" if tie else ""), markup=False)
     err.print(
         f"spent: {u.candidates} candidates, {u.generated_tokens} generated tokens, {u.prompt_tokens} prompt tokens "
         f"({u.cached_prompt_tokens} cached), {u.backend_calls} backend call(s), {u.wall_seconds:.1f} s "
@@ -168,35 +240,72 @@ def solve(
     )
 
 
+def _print_batch(problems: list[Any], results: list[Any], as_json: bool, engine: Any) -> None:
+    """One stdout line per problem, in input order (an answer, or a JSON object with the input's id);
+    one stderr line for what the whole batch spent."""
+    for p, r in zip(problems, results):
+        if as_json:
+            print(json.dumps({**({"id": p.id} if p.id is not None else {}), **r.to_dict()}, ensure_ascii=False))
+        else:
+            print(" ".join(r.answer.splitlines()) if r.answer is not None else "(no answer)")
+    u = engine.last_batch_usage
+    if u is not None:
+        err.print(f"spent on {len(results)} problem(s): {u.candidates} candidates, {u.generated_tokens} generated "
+                  f"tokens, {u.prompt_tokens} prompt tokens ({u.cached_prompt_tokens} cached), {u.backend_calls} "
+                  f"backend call(s), {u.wall_seconds:.1f} s [backend {engine.backend.name}, model {engine.backend.model}]",
+                  markup=False)
+
+
 @app.command()
 def serve(
+    ctx: typer.Context,
     backend: str = typer.Option("llamacpp", "--backend", help="llamacpp | vllm | openai | transformers"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the embedded SmolLM2-135M-Instruct)."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TTSCALE_SERVE_API_KEY",
-                                          help="Require 'Authorization: Bearer KEY' on every route but /health."),
+                                          help="Require 'Authorization: Bearer KEY' on every route but /health (/v1/models too)."),
+    served_model_name: Optional[str] = typer.Option(None, "--served-model-name", help="The model name /v1/models lists and replies carry (default ttscale/MODEL); a request naming another model (other than 'ttscale') gets a 404."),
+    strategy: str = typer.Option("best_of_n", "--strategy", "-s", help="Strategy for requests whose ttscale block names none (see `ttscale strategies`)."),
+    budget: int = typer.Option(4, "--budget", "-b", help="Budget for requests whose ttscale block gives none (at most --max-budget)."),
     max_budget: int = typer.Option(64, "--max-budget", help="Largest ttscale.budget a request may ask for."),
     max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Upstream server for --backend openai."),
+    upstream_api_key: Optional[str] = typer.Option(None, "--upstream-api-key", envvar="TTSCALE_API_KEY",
+                                                   help="--backend openai: Bearer token for the upstream --base-url (not this server's --api-key)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="--backend openai: the upstream model's tokenizer (HF id/folder or GGUF)."),
     n_ctx: Optional[int] = typer.Option(None, "--context-length"),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="--backend openai: seconds for one HTTP attempt, whole reply included (default 120)."),
     retries: Optional[int] = typer.Option(None, "--retries", help="--backend openai: retries after a failed or timed-out attempt (default 2)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Let the libraries' own log lines through (vLLM, transformers); by default only errors."),
 ) -> None:
-    """Serve POST /v1/chat/completions (OpenAI format) with test-time scaling from the `ttscale` body field."""
+    """Serve POST /v1/chat/completions (OpenAI format, stream=true too) with test-time scaling from the `ttscale` body field."""
     from ttscale.engine import Engine
-    from ttscale.serve import run_server
+    from ttscale.logs import quiet_libraries
+    from ttscale.serve import check_defaults, run_server
+
+    quiet_libraries(verbose)
 
     if max_budget < 1:
         raise TTScaleError(f"--max-budget must be at least 1, got {max_budget}", "pass e.g. --max-budget 64")
+    check_defaults(strategy, budget, max_budget)  # check_budget, strategies.get: a typo fails before a model loads
+    if served_model_name is not None and not served_model_name.strip():
+        raise TTScaleError("--served-model-name is empty", "pass a name, e.g. --served-model-name ttscale")
+    given = getattr(ctx.get_parameter_source("upstream_api_key"), "name", "")  # from the env: may be for solve
+    if backend != "openai" and (tokenizer or given == "COMMANDLINE" and upstream_api_key):
+        raise TTScaleError(f"--tokenizer and --upstream-api-key are for --backend openai, not {backend}",
+                           "drop them or add --backend openai")
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
         err.print(f"warning: serving on {host} without --api-key: anyone who can reach this address can spend "
                   "your compute; pass --api-key KEY", markup=False)
     _check_port_free(host, port)
-    opts = backend_options(backend, base_url, None, None, n_ctx, timeout=timeout, retries=retries)
+    opts = backend_options(backend, base_url, upstream_api_key, tokenizer, n_ctx, timeout=timeout, retries=retries)
     engine = Engine(backend=backend, model=model, **opts)
-    err.print(f"ttscale serving {engine.backend.model} on http://{host}:{port}/v1 (auth {'on' if api_key else 'off'})")
-    run_server(engine, host, port, api_key=api_key, max_budget=max_budget, max_body_bytes=max_body_bytes)
+    name = served_model_name or f"ttscale/{engine.backend.model}"
+    err.print(f"ttscale serving {name} on http://{host}:{port}/v1 (auth {'on' if api_key else 'off'}; "
+              f"default {strategy}, budget {budget}, max {max_budget})", markup=False)
+    run_server(engine, host, port, api_key=api_key, max_budget=max_budget, max_body_bytes=max_body_bytes,
+               model_name=served_model_name, default_strategy=strategy, default_budget=budget)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -240,8 +349,10 @@ _register_allocate(app)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code. Ctrl-C exits 130: typer turns a KeyboardInterrupt inside a
+    command into that return value, after the command printed what it kept (bench) or lost (solve)."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except TTScaleError as e:
         err.print(f"error: {e}", markup=False)
         return 2
@@ -250,12 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return 130
+    except KeyboardInterrupt:  # outside a command's run (while parsing), where typer does not catch it
+        return 130
     except Exception as e:  # click usage errors (bad flag, missing argument); typer bundles its own click
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):
             err.print(f"error: {e.format_message()}", markup=False)
             return 2
         raise
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":

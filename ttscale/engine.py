@@ -20,7 +20,7 @@ from ttscale.errors import TTScaleError
 from ttscale.models import ModelDefaults, model_defaults
 from ttscale.requests import Sampling
 from ttscale.result import Result
-from ttscale.scheduler import Scheduler
+from ttscale.scheduler import Scheduler, check_rounds
 from ttscale.scheduler import outcomes as job_outcomes
 from ttscale.scoring import scorers
 from ttscale.strategies import strategies
@@ -48,8 +48,12 @@ class Engine:
         *,
         checker: Any = None,
         verifier_options: dict[str, dict[str, Any]] | None = None,
+        rounds: str = "auto",
         **backend_options: Any,
     ) -> None:
+        # "continuous": each prompt advances as soon as its own requests are answered (vllm, HTTP servers);
+        # "lockstep": one backend call per round for every prompt; "auto": continuous where the backend can.
+        self.rounds = check_rounds(rounds)
         self.backend: Backend = make_backend(backend, model, **backend_options) if isinstance(backend, str) else backend
         self.defaults: ModelDefaults = model_defaults(getattr(self.backend, "model_path", None))
         if checker is None:
@@ -178,7 +182,7 @@ class Engine:
     def scheduler(self) -> Scheduler:
         """A fresh scheduler over this engine's backend and scorers, for drivers that run their own tasks
         (bench cells, allocation) and still want one backend call per round."""
-        return Scheduler(self.backend, self.scorer, self._backend_lock)
+        return Scheduler(self.backend, self.scorer, self._backend_lock, rounds=self.rounds)
 
     # -- internals --------------------------------------------------------------------------------------
 

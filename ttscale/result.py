@@ -26,6 +26,13 @@ class Result:
     backend: str = ""  # which backend and model produced it
     model: str = ""
 
+    def __post_init__(self) -> None:
+        # A tied vote says how it was broken (`aggregate.Votes.tie`): the answer alone would hide that it
+        # won by a tie-break rule rather than by votes.
+        tie = getattr(self.votes, "tie", None)
+        if tie and "tie" not in self.details:
+            self.details = {**self.details, "tie": tie}
+
     def to_dict(self, with_tokens: bool = False) -> dict[str, Any]:
         return {
             "problem": self.problem,

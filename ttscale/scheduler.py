@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Iterable, Protocol, Sequence
 
 from ttscale.backends.base import Backend
+from ttscale.backends.tickets import Tickets, tickets_for
 from ttscale.errors import TTScaleError
 from ttscale.ledger import Ledger
 from ttscale.requests import Generate, GenRequest, GenResult, Score, ScoreGen
@@ -123,8 +124,16 @@ class _Scoring:
 class Scheduler:
     """Runs jobs in rounds: `submit` then `step` (rolling admission), or `run` for a fixed list."""
 
-    def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer], lock: threading.Lock | None = None) -> None:
+    def __init__(self, backend: Backend, scorer_for: Callable[[str], Scorer], lock: threading.Lock | None = None,
+                 rounds: str = "auto") -> None:
+        check_rounds(rounds)
         self.backend = backend
+        # Continuous rounds where the backend takes work while it decodes ("auto"), else lockstep.
+        self.tickets: Tickets | None = None if rounds == "lockstep" else tickets_for(backend)
+        if rounds == "continuous" and self.tickets is None:
+            raise TTScaleError(f"the {backend.name} backend cannot take requests while it decodes",
+                               "use rounds='auto' or 'lockstep' with it (continuous rounds need vllm or an HTTP server)")
+        self._waiting: dict[int, Job | _Scoring] = {}  # continuous: ticket in flight -> who waits on it
         self.scorer_for = scorer_for
         self.lock = lock or threading.Lock()
         self.totals = Ledger()  # batch level: every backend call made, every token processed
@@ -149,22 +158,40 @@ class Scheduler:
         with self._live_lock:
             if job in self.live:
                 self.live.remove(job)
+        for ticket, owner in list(self._waiting.items()):
+            if owner is job and self.tickets is not None:
+                del self._waiting[ticket]
+                with self.lock:
+                    self.tickets.cancel(ticket)
         if outcome is not None:
             job.stop(outcome)
         elif not job.done:
             job.fail(TTScaleError("cancelled", "nothing to fix: the caller cancelled it"))
 
     def step(self) -> list[Job]:
-        """One round over every live job; returns the jobs that ended in it (outcome or error)."""
+        """One round; returns the jobs that ended in it (outcome or error).
+
+        Lockstep: every live job's request is served, Generates in one backend call. Continuous: every job
+        not already waiting gets its request served or sent to the backend, then the round waits only until
+        some job's requests are answered: a job advances as soon as its own answers are in."""
         with self._live_lock:
             jobs = list(self.live)
         if not jobs:
             return []
         started = time.perf_counter()
-        answers = self._serve(jobs)
+        waiting = {id(j) for owner in self._waiting.values() for j in _jobs_of(owner)}
+        answers = self._serve([j for j in jobs if id(j) not in waiting])
+        if self._waiting and not answers:  # answered jobs advance first: their next requests go out at once
+            with self.lock:
+                finished = self.tickets.poll() if self.tickets is not None else []
+                for ticket, results in finished:
+                    owner = self._waiting.pop(ticket, None)
+                    if owner is not None:
+                        self._deliver(owner, results, answers)
+                self._send_scoring()
         for job, value in answers.items():
             job.fail(value) if isinstance(value, BaseException) else job.advance(value)
-        if not answers and not self._scoring:
+        if not answers and not self._scoring and not self._waiting:
             for job in jobs:  # nothing could be served: a barrier that never opens
                 job.fail(TTScaleError(f"no handler could serve {type(job.pending).__name__} requests this round",
                                       "every job waits on a request nobody answers; check the strategy's requests"))
@@ -190,6 +217,7 @@ class Scheduler:
 
     # -- one round --------------------------------------------------------------------------------------
     def _serve(self, jobs: list[Job]) -> dict[Job, Any]:
+        """Answers for `jobs` (continuous: their Generates are sent as tickets and answered later)."""
         busy = {id(j) for s in self._scoring for j in s.jobs}
         by_kind: dict[type, list[Job]] = defaultdict(list)
         for job in jobs:
@@ -204,7 +232,12 @@ class Scheduler:
                         "yield Generate(...) or Score(...); end the strategy with return Outcome(...)")
         with self.lock:
             self._score_with_model(by_kind.get(Score, []), answers)
-            self._generate(by_kind.get(Generate, []), answers)
+            if self.tickets is None:
+                self._generate(by_kind.get(Generate, []), answers)
+            else:
+                for job in by_kind.get(Generate, []):
+                    self._send(job, self._flat(job))
+                self._send_scoring()
             self._score_plain(by_kind.get(Score, []), answers)
         for kind, handler in HANDLERS.items():
             if by_kind.get(kind):
@@ -250,46 +283,81 @@ class Scheduler:
             return
         self._scoring.append(s)
 
+    @staticmethod
+    def _flat(job: Job) -> list[GenRequest]:
+        """The backend requests of a job's Generate: one per prefix."""
+        req: Generate = job.pending
+        flat = []
+        for p, prefix in enumerate(req.prefixes):
+            sampling = req.per_prefix[p] if req.per_prefix else req.sampling
+            # Distinct prefixes of one request get distinct, still reproducible, seeds.
+            seed = None if sampling.seed is None else sampling.seed + p * 7919
+            flat.append(GenRequest(tuple(prefix), req.n, replace(sampling, seed=seed), messages=req.messages))
+        return flat
+
+    def _answer(self, job: Job, results: list[GenResult]) -> list:
+        """The job's answer from its requests' results (one list of completions per prefix); ledgers."""
+        for res in results:
+            spent = Ledger(prompt_tokens=res.prompt_tokens, cached_prompt_tokens=res.cached_prompt_tokens,
+                           generated_tokens=res.generated_tokens)
+            job.ledger.add(spent)
+            self.totals.add(spent)
+        job.ledger.backend_calls += 1
+        return [res.completions for res in results]
+
+    def _answer_scoring(self, s: _Scoring, results: list[GenResult], answers: dict[Job, Any]) -> None:
+        self.totals.verifier_tokens += sum(r.prompt_tokens + r.generated_tokens for r in results)
+        for job in s.jobs:
+            job.ledger.backend_calls += 1
+        self._advance_scoring(s, results, answers)
+
     def _generate(self, jobs: list[Job], answers: dict[Job, Any]) -> None:
-        flat: list[GenRequest] = []
-        owners: list[tuple[Job, int]] = []  # (job, prefix index)
-        for job in jobs:
-            req: Generate = job.pending
-            for p, prefix in enumerate(req.prefixes):
-                sampling = req.per_prefix[p] if req.per_prefix else req.sampling
-                # Distinct prefixes of one request get distinct, still reproducible, seeds.
-                seed = None if sampling.seed is None else sampling.seed + p * 7919
-                flat.append(GenRequest(tuple(prefix), req.n, replace(sampling, seed=seed), messages=req.messages))
-                owners.append((job, p))
+        """Lockstep: every Generate of the round and the waiting verifiers' prompts in ONE backend call."""
+        flats = [self._flat(job) for job in jobs]
         scoring, self._scoring = self._scoring, []
         extra = [p for s in scoring for p in s.prompts]
-        if not flat and not extra:
+        if not any(flats) and not extra:
             return
         try:
-            results = self.backend.generate(flat + extra)
+            results = self.backend.generate([r for f in flats for r in f] + extra)
         except Exception as e:  # the backend failed: every job in the call fails with it
             answers.update({j: e for j in jobs})
             answers.update({j: e for s in scoring for j in s.jobs})
             return
         self.totals.backend_calls += 1
-        per_job: dict[Job, list] = {job: [None] * len(job.pending.prefixes) for job in jobs}
-        for (job, p), res in zip(owners, results):
-            per_job[job][p] = res.completions
-            spent = Ledger(prompt_tokens=res.prompt_tokens, cached_prompt_tokens=res.cached_prompt_tokens,
-                           generated_tokens=res.generated_tokens)
-            job.ledger.add(spent)
-            self.totals.add(spent)
-        for job in jobs:
-            job.ledger.backend_calls += 1
-            answers[job] = per_job[job]
-        at = len(flat)
+        at = 0
+        for job, flat in zip(jobs, flats):
+            answers[job] = self._answer(job, results[at:at + len(flat)])
+            at += len(flat)
         for s in scoring:
-            part = results[at:at + len(s.prompts)]
+            self._answer_scoring(s, results[at:at + len(s.prompts)], answers)
             at += len(s.prompts)
-            self.totals.verifier_tokens += sum(r.prompt_tokens + r.generated_tokens for r in part)
-            for job in s.jobs:
-                job.ledger.backend_calls += 1
-            self._advance_scoring(s, part, answers)
+
+    # -- continuous rounds: each job's requests are a ticket of their own --------------------------------
+    def _send(self, owner: Job | _Scoring, requests: list[GenRequest]) -> None:
+        assert self.tickets is not None
+        try:
+            ticket = self.tickets.add(requests)
+        except Exception as e:  # refused at once (a prompt too long): this owner's jobs fail
+            for job in _jobs_of(owner):
+                job.fail(e)
+            return
+        self.totals.backend_calls += 1
+        self._waiting[ticket] = owner
+
+    def _send_scoring(self) -> None:
+        scoring, self._scoring = self._scoring, []
+        for s in scoring:
+            self._send(s, s.prompts)
+
+    def _deliver(self, owner: Job | _Scoring, results: list[GenResult] | BaseException,
+                 answers: dict[Job, Any]) -> None:
+        if isinstance(results, BaseException):
+            answers.update({j: results for j in _jobs_of(owner)})
+        elif isinstance(owner, _Scoring):
+            self._answer_scoring(owner, results, answers)
+        else:
+            answers[owner] = self._answer(owner, results)
 
     def _score_plain(self, jobs: list[Job], answers: dict[Job, Any]) -> None:
         """Verifiers with their own model or none: one score_batch per name; a failure is retried per job
@@ -315,6 +383,19 @@ class Scheduler:
                 for job, res, t in zip(members, results, split_exactly(tokens, weights)):
                     job.ledger.verifier_tokens += t
                     answers[job] = res
+
+
+ROUNDS = ("auto", "continuous", "lockstep")
+
+
+def check_rounds(rounds: str) -> str:
+    if rounds not in ROUNDS:
+        raise TTScaleError(f"unknown rounds mode {rounds!r}", f"choose one of: {', '.join(ROUNDS)}")
+    return rounds
+
+
+def _jobs_of(owner: Job | _Scoring) -> list[Job]:
+    return owner.jobs if isinstance(owner, _Scoring) else [owner]
 
 
 def split_exactly(total: int, weights: Sequence[int]) -> list[int]:

@@ -1,7 +1,9 @@
 """`ttscale serve`: test-time scaling behind the OpenAI chat-completions API.
 
 Any OpenAI client or agent framework gets best-of-N, particle filtering, ... unchanged: the strategy and
-budget ride in an extra body field, `"ttscale": {"strategy", "budget", "verifier", "deadline_s", ...}`.
+budget ride in an extra body field, `"ttscale": {"strategy", "budget", "verifier", "deadline_s", ...}`, and
+the server's own defaults (`--strategy`, `--budget`) serve clients that cannot send it. `stream=true` is
+answered with SSE chunks (ttscale/serve_stream.py).
 Concurrent requests go through the engine's async loop, so they share backend batches; a client that
 disconnects cancels its work within one round. Every request is validated (names included) before any
 work; every error, routing and framework ones too, comes back as an OpenAI-style JSON body with a 4xx.
@@ -24,16 +26,18 @@ from typing import Annotated
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ttscale.engine import Engine
 from ttscale.errors import TTScaleError
+from ttscale.serve_stream import Chunks, stream_reply
 
 # Standard OpenAI chat fields clients send that we accept (and mostly ignore); anything else is refused.
 IGNORED_OPENAI_FIELDS = {"frequency_penalty", "presence_penalty", "user", "logit_bias", "response_format",
-                         "stream_options", "store", "metadata", "parallel_tool_calls", "service_tier"}
+                         "store", "metadata", "parallel_tool_calls", "service_tier"}
+MODEL_ALIAS = "ttscale"  # a request may always name the model so, whatever --served-model-name says
 
 
 class Message(BaseModel):
@@ -60,6 +64,11 @@ class TTScaleOptions(BaseModel):
     beam_width: Count | None = None
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # vLLM's continuous_usage_stats, OpenAI's include_obfuscation
+    include_usage: StrictBool | None = None
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = None
@@ -72,6 +81,7 @@ class ChatRequest(BaseModel):
     n: Annotated[StrictInt, Field(ge=1, le=1)] | None = None
     stop: str | list[str] | None = None
     stream: StrictBool | None = False
+    stream_options: StreamOptions | None = None
     ttscale: TTScaleOptions = Field(default_factory=TTScaleOptions)
 
 
@@ -167,11 +177,38 @@ class Guard:
         await self.app(scope, replay, send)
 
 
+def check_defaults(strategy: str, budget: int, max_budget: int) -> None:
+    """The server's default strategy and budget, checked before any model loads (TTScaleError)."""
+    from ttscale.engine import check_budget
+
+    check_budget(budget)
+    if budget > max_budget:
+        raise TTScaleError(f"--budget {budget} is over --max-budget {max_budget}",
+                           f"pass --budget {max_budget} or less, or raise --max-budget")
+    strategy_options(TTScaleOptions(strategy=strategy, budget=budget))
+
+
+def reply_parts(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The OpenAI `usage` and the `ttscale` block of a reply, streamed or not."""
+    u = result.ledger
+    prompt = u.prompt_tokens + u.cached_prompt_tokens
+    usage = {"prompt_tokens": prompt, "completion_tokens": u.generated_tokens,
+             "total_tokens": prompt + u.generated_tokens}
+    block = {"answer": result.answer, "confidence": result.confidence, "partial": result.partial,
+             "votes": result.votes, "strategy": result.strategy, "budget": result.budget, "ledger": u.to_dict()}
+    return usage, block
+
+
 def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 64,
-               max_body_bytes: int = 1_000_000, model_name: str | None = None) -> Any:
+               max_body_bytes: int = 1_000_000, model_name: str | None = None,
+               default_strategy: str = "best_of_n", default_budget: int = 4) -> Any:
+    check_defaults(default_strategy, default_budget, max_budget)
     app = FastAPI(title="ttscale", docs_url=None, redoc_url=None, openapi_url=None)
     served = model_name or f"ttscale/{engine.backend.model}"
     counters = {"disconnects": 0}
+
+    def disconnected() -> None:
+        counters["disconnects"] += 1
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -215,9 +252,12 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "body"
             return error(400, f"{where}: {first['msg']}")
-        if req.stream:
-            return error(400, "stream=true is not supported: test-time scaling returns one final answer")
-        opts = req.ttscale
+        if req.model is not None and req.model not in (served, MODEL_ALIAS):
+            return error(404, f"model {req.model!r} is not served here: send model {served!r} "
+                              f"(or {MODEL_ALIAS!r}); GET /v1/models lists it")
+        opts = req.ttscale  # what the request leaves out, the server's defaults fill in
+        defaults = {"strategy": default_strategy, "budget": default_budget}
+        opts = opts.model_copy(update={k: v for k, v in defaults.items() if k not in opts.model_fields_set})
         if opts.budget > max_budget:
             return error(400, f"ttscale.budget {opts.budget} is over this server's maximum of {max_budget}")
         try:
@@ -230,20 +270,30 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
             "stop": [req.stop] if isinstance(req.stop, str) else req.stop,
         }.items() if v is not None}
         kwargs.update(options)
+        events: asyncio.Queue = asyncio.Queue()
         work = asyncio.create_task(engine.asolve([m.model_dump(exclude_none=True) for m in req.messages],
                                                  strategy=opts.strategy, budget=opts.budget, seed=req.seed or 0,
-                                                 deadline_s=opts.deadline_s, **kwargs))
+                                                 deadline_s=opts.deadline_s, **kwargs,
+                                                 on_event=events.put_nowait if req.stream else None))
+        if req.stream:
+            await asyncio.sleep(0)  # asolve's checks run up to its first wait: their errors are still a 4xx
+            if work.done() and isinstance(work.exception(), TTScaleError):
+                return error(400, str(work.exception()))
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(stream_reply(work, events, Chunks(served, include_usage), reply_parts,
+                                                  disconnected), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         while not work.done():  # a client that goes away stops its work (within one round)
             done, _ = await asyncio.wait({work}, timeout=0.05)
             if not done and await request.is_disconnected():
                 work.cancel()
-                counters["disconnects"] += 1
+                disconnected()
                 return error(499, "client disconnected")
         try:
             result = work.result()
         except TTScaleError as e:
             return error(400, str(e))
-        u = result.ledger
+        usage, block = reply_parts(result)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -251,11 +301,8 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_budget: int = 
             "model": served,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text or ""},
                          "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": u.prompt_tokens + u.cached_prompt_tokens, "completion_tokens": u.generated_tokens,
-                      "total_tokens": u.prompt_tokens + u.cached_prompt_tokens + u.generated_tokens},
-            "ttscale": {"answer": result.answer, "confidence": result.confidence, "partial": result.partial,
-                        "votes": result.votes, "strategy": result.strategy, "budget": result.budget,
-                        "ledger": u.to_dict()},
+            "usage": usage,
+            "ttscale": block,
         }
 
     return Guard(app, api_key, max_body_bytes)

@@ -25,17 +25,33 @@ _NUMBER = re.compile(
 _NUMBER_WITH_UNIT = re.compile(rf"\$?(?:{_NUMBER.pattern})(?:\s+[A-Za-z]+){{0,4}}")
 
 
-def extract_answer(text: str) -> str | None:
+def extract_answer(text: str, finish_reason: str | None = None) -> str | None:
     """The final answer in ``text``: last ``\\boxed{}``/``\\fbox{}``, else "the answer is X" (when X is
-    prose rather than math, no answer), else the last number; ``None`` if there is none."""
+    prose rather than math, no answer), else the last number; ``None`` if there is none.
+
+    ``finish_reason="length"`` (cut off at the token limit): only an explicit answer counts, a closed box
+    or "the answer is X" in a sentence that ended. Why: the last number of unfinished work is whatever
+    the model was computing when it ran out, and a cut "the answer is 1" may have been "the answer is 12";
+    a guess like that must not vote."""
     if not text:
         return None
-    boxed = _last_boxed(text)
+    boxed = _last_boxed(text)  # a balanced box is complete even when the text around it is cut
     if boxed:
         return boxed
+    truncated = finish_reason == "length"
+    if truncated:
+        text = _finished_part(text)
     if _ANSWER_IS.search(text):  # the model said what its answer is: that or nothing, no last-number guess
         return _answer_is(text)
-    return _last_number(text)
+    return None if truncated else _last_number(text)
+
+
+def _finished_part(text: str) -> str:
+    """``text`` up to its last sentence end: what a cut-off completion had finished saying."""
+    last = None
+    for last in _SENTENCE_END.finditer(text):
+        pass
+    return text[:last.end()] if last else ""
 
 
 def states_final_answer(step: str) -> bool:
@@ -89,7 +105,9 @@ def _answer_is(text: str) -> str | None:
     with ..." is a remark, not a retraction); None when none does."""
     matches = list(_ANSWER_IS.finditer(text))
     for m in reversed(matches[-_MAX_BOXES_TRIED:]):
-        answer = _answer_after(text[m.end():m.end() + _MAX_ANSWER_CHARS].strip())
+        rest = text[m.end():m.end() + _MAX_ANSWER_CHARS].strip()
+        filler = _FILLER.match(rest)  # "indeed 50": the value, not the adverb
+        answer = _answer_after(rest[filler.end():] if filler else rest)
         if answer is not None and is_math_answer(answer):
             return answer
     return None
@@ -105,7 +123,36 @@ def _answer_after(rest: str) -> str | None:
         if end > 0:
             return _strip_answer(rest[1:end])
     end = _SENTENCE_END.search(rest)
-    return _strip_answer(rest[:end.start()] if end else rest)
+    return _strip_answer(_drop_trailing_remark(rest[:end.start()] if end else rest))
+
+
+# Words a model puts between "the answer is" and the value ("indeed 50", "simply 3", "therefore $5$").
+_FILLER = re.compile(
+    r"(?:(?:indeed|simply|just|actually|clearly|obviously|therefore|thus|hence|then|now|so|exactly|precisely"
+    r"|definitely|certainly|really|still|also|finally|surely|probably|likely)\b[\s,:]*)+",
+    re.IGNORECASE,
+)
+_PROSE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,'-\u2019")
+
+
+def _drop_trailing_remark(answer: str) -> str:
+    """"50, indeed" -> "50", "12, which is the total" -> "12": words after a comma that follows a value
+    are a remark, not part of it. A tail with digits or math ("1, 2, and 3", "(3, 4)") is kept."""
+    i = len(answer)
+    while i > 0 and answer[i - 1] in _PROSE_CHARS:  # the tail made of letters, spaces and commas only
+        i -= 1
+    comma = answer.find(",", i)
+    if comma < 0:
+        return answer
+    head = answer[:comma]
+    if any(ch.isdigit() or ch == "\\" for ch in head) and _prose_words(answer[comma + 1:]):
+        return head
+    return answer
+
+
+def _prose_words(tail: str) -> bool:
+    words = _WORD.findall(tail)
+    return bool(words) and not any(w.lower() in _MATH_WORDS for w in words)
 
 
 _TEXT_MACRO = re.compile(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}")
@@ -114,7 +161,7 @@ _MATH_WORDS = {"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "e
                "lcm", "mod", "arcsin", "arccos", "arctan", "infty", "inf"}
 _REMARKS = {"correct", "incorrect", "right", "wrong", "consistent", "valid", "invalid", "clear", "obvious",
             "above", "below", "same", "different", "unknown", "not"}
-_NOT_ANSWER = re.compile(r"≠|\\neq\b|\\ne\b")
+_NOT_ANSWER = re.compile(r"≠|!=|=/=|\\neq\b|\\ne\b|\\not\s*=")
 
 
 def is_math_answer(answer: str) -> bool:

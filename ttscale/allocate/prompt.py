@@ -124,7 +124,7 @@ def sample_wave(task: Task, state: PromptState, n: int, verifier: str | None, ph
     [completions] = yield Generate(prefixes=(task.prompt_ids,), n=n, sampling=sampling, messages=task.messages)
     new = [Candidate.from_completion(c, phase=phase, temperature=sampling.temperature) for c in completions]
     for c, comp in zip(new, completions):
-        c.answer = task.extract(c.text)
+        c.answer = task.extract(c.text, c.finish_reason)
         lp = comp.mean_logprob
         c.scores["logprob"] = math.exp(lp) if lp is not None else None
     if verifier:

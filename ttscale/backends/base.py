@@ -6,11 +6,15 @@ running) and returns, for each, n completions with token ids, text, optional log
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 from ttscale.requests import GenRequest, GenResult
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
+
+TokenHook = Callable[..., None]
+"""Progress hook, called as `hook(tokens, samples=0)`: `tokens` newly generated, `samples` completions just
+finished. See `Backend.on_tokens`."""
 
 
 @runtime_checkable
@@ -42,6 +46,14 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Optional, not part of the checked protocol: `on_tokens: TokenHook | None`, None by default.
+    # Why: one backend call can take minutes on a CPU (llama.cpp decodes one sequence at a time), and a
+    # display that moves only when the call returns looks hung. A backend that has the attribute calls
+    # `self.on_tokens(n)` with newly generated token counts while it decodes (per token or small chunk)
+    # and `self.on_tokens(0, 1)` as each completion ends, from the thread that runs `generate`; it must
+    # not change what is generated. Drivers install it with `ttscale.progress.watch_backend`, which
+    # counts returned results instead for backends without the attribute.
 
 
 class HFTokenizer:

@@ -4,18 +4,21 @@ llama-cpp-python runs one sequence at a time, so a batch is served sequentially,
 sharing the longest prefix with what the KV cache holds (see prefix_order): llama.cpp then keeps that
 prefix and only evaluates the new tokens. `slots = 1` tells the scheduler to run one prompt's rounds at a
 time, so the cache is not thrown away by switching problems every round. The model stays loaded.
+
+Tokens are sampled one by one in Python, so progress (`on_tokens`, see backends/base.py) is reported per
+token at no cost to what is sampled. Threads: the idle cores when the model loads (backends/threads.py).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ttscale.backends.registry import register_backend
-from ttscale.backends.base import Message
+from ttscale.backends.base import Message, TokenHook
 from ttscale.backends.prefix_order import PrefixOrder, common_prefix
+from ttscale.backends.threads import auto_threads
 from ttscale.errors import TTScaleError
 from ttscale.models import DEFAULT_MODEL, gguf_path, is_default
 from ttscale.requests import Completion, GenRequest, GenResult, Sampling
@@ -24,12 +27,12 @@ from ttscale.requests import Completion, GenRequest, GenResult, Sampling
 class LlamaCppTokenizer:
     """Tokenizer and chat template read from the GGUF itself."""
 
-    def __init__(self, llm) -> None:
+    def __init__(self, llm, chat_template: str | None = None) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.llm = llm
         meta = llm.metadata
-        template = meta.get("tokenizer.chat_template")
+        template = chat_template or meta.get("tokenizer.chat_template")  # a user's template wins
         eos_id, bos_id = llm.token_eos(), llm.token_bos()
         tok_str = lambda i: llm.detokenize([i], special=True).decode("utf-8", "replace") if i >= 0 else ""  # noqa: E731
         self._formatter = Jinja2ChatFormatter(template, eos_token=tok_str(eos_id), bos_token=tok_str(bos_id)) if template else None
@@ -53,28 +56,41 @@ class LlamaCppTokenizer:
 class LlamaCppBackend:
     name = "llamacpp"
     slots = 1  # sequences decoded at once
+    on_tokens: TokenHook | None = None  # progress: called per generated token and per finished sample
 
     def __init__(self, model: str | None = None, *, context_length: int = 4096, threads: int | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, gpu_layers: int = 0, chat_template: str | None = None) -> None:
+        """`gpu_layers`: layers offloaded to the GPU (-1: all; needs a CUDA/Metal build of llama-cpp-python).
+        `chat_template`: a Jinja file or text used instead of the GGUF's own template."""
         try:
             from llama_cpp import Llama
         except ImportError:
             raise TTScaleError("llama-cpp-python is not installed", "pip install 'ttscale[llamacpp]'") from None
+        if not isinstance(gpu_layers, int) or isinstance(gpu_layers, bool) or gpu_layers < -1:
+            raise TTScaleError(f"gpu_layers must be -1 (all) or a number of layers, got {gpu_layers!r}",
+                               "pass e.g. --gpu-layers -1")
+        template = None
+        if chat_template is not None:
+            from ttscale.backends.chat_template import load_chat_template
+
+            template = load_chat_template(chat_template)  # before the load: a bad template fails fast
         path: Path = gguf_path(model)
         self.model = DEFAULT_MODEL if is_default(model) else str(model)
         self.model_path = str(path)
+        self.threads = threads or auto_threads()
         try:
             self.llm = Llama(
                 model_path=str(path),
                 n_ctx=context_length,
-                n_threads=threads or max(1, os.cpu_count() or 1),
+                n_threads=self.threads,
                 n_batch=512,
+                n_gpu_layers=gpu_layers,
                 logits_all=False,
                 verbose=verbose,
             )
         except ValueError as e:  # llama-cpp-python raises ValueError for unreadable files
             raise TTScaleError(f"could not load {path}: {e}", "check that the file is a valid GGUF model") from None
-        self.tokenizer = LlamaCppTokenizer(self.llm)
+        self.tokenizer = LlamaCppTokenizer(self.llm, template)
         self.context_length = self.llm.n_ctx()
         self._n_vocab = self.llm.n_vocab()
 
@@ -120,6 +136,7 @@ class LlamaCppBackend:
         logprobs: list[float] | None = [] if s.logprobs else None
         tops: list[dict[int, float]] | None = [] if s.top_logprobs > 0 else None
         finish, cut = "length", None
+        hook = self.on_tokens
         tokens = llm.generate(prompt, temp=0.0 if greedy else s.temperature, top_p=s.top_p, top_k=0, min_p=0.0,
                               typical_p=1.0, repeat_penalty=1.0, reset=True)
         for token in tokens:
@@ -132,6 +149,8 @@ class LlamaCppBackend:
                     best = np.argpartition(logits, -s.top_logprobs)[-s.top_logprobs:]
                     tops.append({int(t): float(logits[t] - norm) for t in best})
             out_ids.append(token)
+            if hook is not None:
+                hook(1)
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
                 break
@@ -143,6 +162,8 @@ class LlamaCppBackend:
             if len(out_ids) >= max_tokens:
                 break
         tokens.close()
+        if hook is not None:
+            hook(0, 1)
         body = out_ids[:-1] if out_ids and llama_cpp.llama_vocab_is_eog(vocab, out_ids[-1]) else out_ids
         text = self.tokenizer.decode(body)
         if cut is not None:

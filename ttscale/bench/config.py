@@ -32,10 +32,13 @@ class DatasetSpec:
     seed: int = 0  # generated sets: which problems
     data_dir: str | None = None  # where file sets live; not hashed (the checksum pins the content)
     split: str | None = None  # sets with splits (arith: train | heldout); None = the set's default
+    offset: int = 0  # skip the first `offset` problems (after the levels filter, before `limit`)
 
     def load_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"limit": self.limit, "levels": list(self.levels) if self.levels else None,
                               "seed": self.seed, "data_dir": self.data_dir}
+        if self.offset:
+            kw["offset"] = self.offset
         if self.n is not None:
             kw["n"] = self.n
         if self.split is not None:
@@ -76,6 +79,7 @@ class BenchConfig:
     sampling: SamplingSpec = SamplingSpec()
     subsample_best_of_n: bool = True  # derive small-N best-of-N records from one large-N run
     max_inflight: int = DEFAULT_MAX_INFLIGHT  # candidates the scheduler keeps in flight (speed only)
+    log_samples: bool = False  # keep every candidate's text in the records (size, not results: not hashed)
     name: str | None = None
     description: str | None = None
 
@@ -90,11 +94,13 @@ class BenchConfig:
     def hashed_view(self) -> dict[str, Any]:
         """The fields that decide what the records contain (not names, paths or speed settings)."""
         d = self.to_dict()
-        for key in ("name", "description", "max_inflight"):
+        for key in ("name", "description", "max_inflight", "log_samples"):
             d.pop(key)
         d["dataset"].pop("data_dir")
         if d["dataset"].get("split") is None:  # runs made before splits existed keep their hash
             d["dataset"].pop("split", None)
+        if not d["dataset"].get("offset"):  # likewise for offsets
+            d["dataset"].pop("offset", None)
         d["backend_options"] = {k: v for k, v in d["backend_options"].items() if k not in EXECUTION_BACKEND_OPTIONS}
         return d
 
@@ -110,6 +116,7 @@ class BenchConfig:
             d.pop(key)
         d["dataset"].pop("limit")
         d["dataset"].pop("n")
+        d["dataset"].pop("offset", None)  # which problems, like limit: each record names its own
         return _digest(d)
 
     def budgets_for(self, spec: StrategySpec) -> tuple[int, ...]:
@@ -146,8 +153,9 @@ def _digest(obj: Any) -> str:
 # -- validation ---------------------------------------------------------------------------------------------
 
 TOP_FIELDS = ("name", "description", "model", "backend", "backend_options", "verifier", "verifier_options",
-              "dataset", "strategies", "budgets", "seeds", "sampling", "subsample_best_of_n", "max_inflight")
-DATASET_FIELDS = ("name", "limit", "levels", "n", "seed", "data_dir", "split")
+              "dataset", "strategies", "budgets", "seeds", "sampling", "subsample_best_of_n", "max_inflight",
+              "log_samples")
+DATASET_FIELDS = ("name", "limit", "levels", "n", "seed", "data_dir", "split", "offset")
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "system_prompt")
 
 
@@ -250,6 +258,7 @@ def config_from_mapping(data: Any, where: str = "recipe") -> BenchConfig:
         seed=ds.integer("seed", 0, minimum=0) or 0,
         data_dir=ds.text("data_dir"),
         split=ds.text("split"),
+        offset=ds.integer("offset", 0, minimum=0) or 0,
     )
     sp = Fields(top.data.get("sampling") or {}, where, "sampling", SAMPLING_FIELDS)
     stop = sp.data.get("stop") or ()
@@ -282,6 +291,7 @@ def config_from_mapping(data: Any, where: str = "recipe") -> BenchConfig:
         sampling=sampling,
         subsample_best_of_n=top.flag("subsample_best_of_n", True),
         max_inflight=top.integer("max_inflight", DEFAULT_MAX_INFLIGHT, minimum=1) or DEFAULT_MAX_INFLIGHT,
+        log_samples=top.flag("log_samples", False),
         name=top.text("name"),
         description=top.text("description"),
     )

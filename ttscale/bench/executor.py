@@ -103,7 +103,7 @@ class GridExecutor:
             item = job.tag.item
             spec = self.config.strategy(item.label)
             records = make_records(item, self.problems[item.problem_id], spec.strategy, job.outcome,  # type: ignore[arg-type]
-                                   job.ledger, job.tag.seconds, self.grader)
+                                   job.ledger, job.tag.seconds, self.grader, log_samples=self.config.log_samples)
             stamp = record_stamp(self.config, self.problems[item.problem_id], item.label)
             for rec in records:
                 rec.extra.update(worker=self.worker, **stamp)

@@ -60,8 +60,9 @@ def sub_ledger(ledger: Ledger, outcome: Outcome, k: int) -> tuple[Ledger, float]
 
 
 def make_records(item: WorkItem, problem: Problem, strategy: str, outcome: Outcome, ledger: Ledger,
-                 seconds: float, grader: Grader) -> list[BenchRecord]:
-    """One record per budget in `item.emit`; budgets below the run's are subsampled from it."""
+                 seconds: float, grader: Grader, log_samples: bool = False) -> list[BenchRecord]:
+    """One record per budget in `item.emit`; budgets below the run's are subsampled from it.
+    `log_samples`: keep each candidate's text (bench --log-samples)."""
     verdicts = grader.grade(problem.answer, [c.answer for c in outcome.candidates])
     out = []
     for budget in item.emit:
@@ -71,12 +72,13 @@ def make_records(item: WorkItem, problem: Problem, strategy: str, outcome: Outco
             sub = subsample(outcome, budget)
             led, share = sub_ledger(ledger, outcome, budget)
             secs = seconds * share
-        out.append(record(item, problem, strategy, budget, sub, led, secs, verdicts[: len(sub.candidates)]))
+        out.append(record(item, problem, strategy, budget, sub, led, secs, verdicts[: len(sub.candidates)],
+                          log_samples))
     return out
 
 
 def record(item: WorkItem, problem: Problem, strategy: str, budget: int, outcome: Outcome, ledger: Ledger,
-           seconds: float, verdicts: list[bool | None]) -> BenchRecord:
+           seconds: float, verdicts: list[bool | None], log_samples: bool = False) -> BenchRecord:
     chosen: Candidate | None = outcome.candidates[outcome.chosen] if outcome.chosen is not None else None
     correct = verdicts[outcome.chosen] if outcome.chosen is not None and chosen and chosen.answer is not None else False
     return BenchRecord(
@@ -92,7 +94,8 @@ def record(item: WorkItem, problem: Problem, strategy: str, budget: int, outcome
         confidence=round(vote_share(outcome), 4),
         votes=outcome.votes,
         candidates=[CandidateRecord(answer=c.answer, correct=v, cluster=c.cluster, scores=c.scores,
-                                    tokens=len(c.token_ids), finish_reason=c.finish_reason)
+                                    tokens=len(c.token_ids), finish_reason=c.finish_reason,
+                                    text=c.text if log_samples else None)
                     for c, v in zip(outcome.candidates, verdicts)],
         ledger=ledger.to_dict(),
         seconds=round(seconds, 4),

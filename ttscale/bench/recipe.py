@@ -6,8 +6,9 @@ meaning are checked by the same code and fail with the same message.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -56,15 +57,18 @@ def parse_int_list(flag: str, text: str, *, minimum: int) -> list[int]:
     return out
 
 
-# Flags that set a field inside a section of the recipe: flag -> (section, field).
-SECTION_OF = {
+# Flags that set a field inside the recipe: flag -> path of the field (section, ..., field).
+SECTION_OF: dict[str, tuple[str, ...]] = {
     "dataset": ("dataset", "name"), "limit": ("dataset", "limit"), "levels": ("dataset", "levels"),
     "n": ("dataset", "n"), "data_dir": ("dataset", "data_dir"), "split": ("dataset", "split"), "dataset_seed": ("dataset", "seed"),
+    "offset": ("dataset", "offset"),
     "temperature": ("sampling", "temperature"), "top_p": ("sampling", "top_p"),
-    "max_tokens": ("sampling", "max_tokens"), "system_prompt": ("sampling", "system_prompt"),
+    "max_tokens": ("sampling", "max_tokens"), "system_prompt": ("sampling", "system_prompt"), "stop": ("sampling", "stop"),
     "context_length": ("backend_options", "context_length"), "base_url": ("backend_options", "base_url"),
     "tokenizer": ("backend_options", "tokenizer"), "timeout_s": ("backend_options", "timeout_s"),
     "retries": ("backend_options", "retries"),
+    "prm_model": ("verifier_options", "prm", "model"), "prm_engine": ("verifier_options", "prm", "engine"),
+    "prm_format": ("verifier_options", "prm", "format"),
 }
 
 
@@ -72,23 +76,84 @@ def merge(recipe: dict[str, Any] | None, flags: dict[str, Any]) -> dict[str, Any
     """Lay CLI flags (None = not given) over a recipe's mapping, each into its section."""
     data: dict[str, Any] = dict(recipe or {})
     for key, value in flags.items():
-        if value is None:
-            continue
-        if key not in SECTION_OF:
-            data[key] = value
-            continue
-        section, field = SECTION_OF[key]
-        current = data.get(section)
-        if section == "dataset" and isinstance(current, str):
-            current = {"name": current}
-        sub = dict(current) if isinstance(current, dict) else {}
-        sub[field] = value
-        data[section] = sub
+        if value is not None:
+            data = _set(data, SECTION_OF.get(key, (key,)), value)
     return data
 
 
-def resolve_config(recipe: str | None, flags: dict[str, Any]) -> BenchConfig:
-    """The run's config: the recipe (if any) with flags on top, validated once."""
+def _set(mapping: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of `mapping` with the field at `path` set, creating the sections on the way."""
+    out = dict(mapping)
+    head, rest = path[0], path[1:]
+    if not rest:
+        out[head] = value
+        return out
+    current = out.get(head)
+    if head == "dataset" and isinstance(current, str):  # `dataset: arith` is short for {name: arith}
+        current = {"name": current}
+    out[head] = _set(current if isinstance(current, Mapping) else {}, rest, value)
+    return out
+
+
+def apply_options(config: BenchConfig, pairs: Mapping[str, str]) -> BenchConfig:
+    """`--opt key=value` over the recipe's strategy options: each key goes to every strategy line whose
+    strategy takes it (`--opt LABEL.key=value`: that line only), converted to the option's type so a flag
+    and the same recipe field make the same config. A key no line takes is refused."""
+    from ttscale.strategies.options import convert
+
+    specs = list(config.strategies)
+    labels = {s.label.replace("-", "_"): s.label for s in specs}  # parse_cli turned - into _ in the key
+    for raw_key, value in pairs.items():
+        label, _, key = raw_key.rpartition(".")
+        label = labels.get(label, label)
+        if label and label not in labels.values():
+            raise TTScaleError(f"--opt {raw_key}: the run has no strategy line {label!r}",
+                               f"use one of: {', '.join(s.label for s in specs)} (or drop the prefix)")
+        hits = 0
+        for i, spec in enumerate(specs):
+            if label and spec.label != label:
+                continue
+            kind = _option_types(spec.strategy)
+            if kind is not None and key not in kind:
+                continue
+            converted = value if kind is None else convert(spec.strategy, key, value, kind[key])
+            if isinstance(converted, tuple):  # as YAML gives it, so flag and recipe hash alike
+                converted = list(converted)
+            specs[i] = replace(spec, options={**spec.options, key: converted})
+            hits += 1
+        if not hits:
+            where = f"strategy line {label!r}" if label else "no strategy of this run"
+            names = ", ".join(sorted({s.strategy for s in specs if not label or s.label == label}))
+            raise TTScaleError(f"--opt {raw_key}: {where} takes the option {key!r} ({names})",
+                               "`ttscale strategies` lists each strategy's options")
+    return replace(config, strategies=tuple(specs))
+
+
+def _option_types(strategy: str) -> dict[str, Any] | None:
+    """Option name -> type for `strategy` (with the options it passes on, as auto does); None: unchecked."""
+    from ttscale.strategies.options import StrategyOptions, fields_of, options_class
+
+    cls = options_class(strategy)
+    if cls is None:
+        return None
+    out: dict[str, Any] = {}
+    for name in getattr(cls, "passes_to", ()):
+        out.update(fields_of(options_class(name) or StrategyOptions))
+    out.update(fields_of(cls))
+    return out
+
+
+def check_prm(config: BenchConfig) -> None:
+    """A run that scores with the PRM needs its model: say so now, not after the policy model loaded."""
+    uses = any("prm" in (opts.get("verifier"), opts.get("scorer")) for opts in map(config.options_for, config.strategies))
+    if (uses or "prm" in config.verifier_options) and not (config.verifier_options.get("prm") or {}).get("model"):
+        raise TTScaleError("the prm verifier needs a model",
+                           "pass --prm-model (e.g. lab:arith-prm or Qwen/Qwen2.5-Math-PRM-7B) or set "
+                           "verifier_options: {prm: {model: ...}} in the recipe")
+
+
+def resolve_config(recipe: str | None, flags: dict[str, Any], options: Mapping[str, str] | None = None) -> BenchConfig:
+    """The run's config: the recipe (if any) with flags on top, validated once; `options` are --opt pairs."""
     base = read_recipe(recipe) if recipe else None
     if base is not None and not isinstance(base, dict):
         raise TTScaleError(f"recipe {recipe}: must be a mapping of fields, got {type(base).__name__}",
@@ -99,4 +164,8 @@ def resolve_config(recipe: str | None, flags: dict[str, Any]) -> BenchConfig:
     if "budgets" not in data:
         raise TTScaleError("no budgets given", "pass --budgets 1,4,16 or --recipe FILE")
     data.setdefault("strategies", ["best_of_n"])
-    return config_from_mapping(data, where=f"recipe {recipe}" if recipe else "command line")
+    config = config_from_mapping(data, where=f"recipe {recipe}" if recipe else "command line")
+    if options:
+        config = apply_options(config, options)
+    check_prm(config)
+    return config

@@ -21,6 +21,14 @@ class CandidateRecord:
     scores: dict[str, Any] = field(default_factory=dict)
     tokens: int = 0
     finish_reason: str = ""
+    text: str | None = None  # the whole sample, kept only by `bench --log-samples`
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's form; `text` only when kept, so runs without --log-samples stay as small as before."""
+        out = self.__dict__.copy()
+        if out["text"] is None:
+            del out["text"]
+        return out
 
     def vote_key(self) -> Any:
         return self.cluster if self.cluster is not None else self.answer
@@ -71,7 +79,7 @@ class BenchRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("candidates", "extra")}
-        out["candidates"] = [c.__dict__.copy() for c in self.candidates]
+        out["candidates"] = [c.to_dict() for c in self.candidates]
         out.update(self.extra)
         return out
 

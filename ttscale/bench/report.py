@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 from rich.table import Table
 
 from ttscale.bench import plots
 from ttscale.bench.manifest import MANIFEST_FILE, read_manifest
-from ttscale.bench.metrics import Row, by_level, summarize
+from ttscale.bench.metrics import Row, bootstrap_ci, by_level, summarize
+from ttscale.bench.record import BenchRecord, as_records
 from ttscale.bench.records import RECORDS_FILE, read_records
 from ttscale.errors import TTScaleError
 
@@ -32,6 +35,7 @@ class Report:
     records_outside: int
     notes: list[str] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
+    level_ci: dict[tuple[str, int], dict[int, tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -67,7 +71,22 @@ def build_report(folder: str | Path, n_boot: int = 2000) -> Report:
     if missing:
         notes.append(f"incomplete (fewer records than {expected} problems x seeds): {', '.join(missing[:6])}"
                      + (" ..." if len(missing) > 6 else "") + "; rerun the bench command to finish")
-    return Report(folder, manifest, rows, by_level(inside), len(inside), len(read.records) - len(inside), notes)
+    return Report(folder, manifest, rows, by_level(inside), len(inside), len(read.records) - len(inside), notes,
+                  level_ci=level_intervals(inside, n_boot))
+
+
+def level_intervals(records: Iterable[BenchRecord | dict[str, Any]], n_boot: int = 2000
+                    ) -> dict[tuple[str, int], dict[int, tuple[float, float]]]:
+    """(label, budget) -> level -> 95% bootstrap interval of by_level's accuracy (over problems, seeds of a
+    problem averaged first, as for the main table)."""
+    groups: dict[tuple[str, int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in as_records(records):
+        if r.level is not None:
+            groups[(r.label, int(r.budget), int(r.level))][r.problem_id].append(float(r.correct))
+    out: dict[tuple[str, int], dict[int, tuple[float, float]]] = defaultdict(dict)
+    for (label, budget, level), per in sorted(groups.items()):
+        out[(label, budget)][level] = bootstrap_ci(np.array([np.mean(v) for v in per.values()]), n_boot=n_boot)
+    return dict(out)
 
 
 def _pct(x: float) -> str:
@@ -152,12 +171,14 @@ def write_report(report: Report, *, with_plots: bool = True) -> list[Path]:
                         plots.accuracy_vs_tokens(report.rows, pdir / "accuracy_vs_tokens.png", report.title)]
         if report.levels:
             order = list(dict.fromkeys(r.label for r in report.rows))
+            subsampled = {(r.label, r.budget) for r in report.rows if r.subsampled}
             report.plots.append(plots.accuracy_by_level(report.levels, pdir / "accuracy_by_level.png", report.title,
-                                                        order))
+                                                        order, report.level_ci, subsampled))
     (out / "report.md").write_text(markdown(report), encoding="utf-8")
     data = {"title": report.title, "config_hash": report.manifest["config_hash"],
             "rows": [r.to_dict() for r in report.rows],
-            "levels": [{"label": lab, "budget": b, "level": lv, "accuracy": acc, "problems": n}
+            "levels": [{"label": lab, "budget": b, "level": lv, "accuracy": acc, "problems": n,
+                        **dict(zip(("ci_low", "ci_high"), report.level_ci.get((lab, b), {}).get(lv, (None, None))))}
                        for (lab, b), per in report.levels.items() for lv, (acc, n) in per.items()],
             "records_used": report.records_used, "records_outside_grid": report.records_outside,
             "bench_wall_seconds": report.run_seconds(), "notes": report.notes,

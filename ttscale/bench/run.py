@@ -7,7 +7,9 @@ engine or over Ray actors, and each finished cell's records are appended as it a
 
 from __future__ import annotations
 
+import shlex
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,11 +19,12 @@ from rich.console import Console
 from eval_sets import Problem, dataset_checksum, load
 from ttscale.bench.config import BenchConfig
 from ttscale.bench.executor import Finished, GridExecutor
-from ttscale.bench.grid import grid_keys, plan
+from ttscale.bench.grid import WorkItem, grid_keys, plan
 from ttscale.bench.manifest import build_manifest, claim_folder, prepare_folder, record_summary
 from ttscale.bench.progress import BenchProgress
 from ttscale.bench.ray_exec import RayExecutor, RaySettings, build_engine
 from ttscale.bench.records import FolderLock, RecordStore
+from ttscale.progress import watch_backend
 
 
 @dataclass
@@ -39,6 +42,12 @@ class BenchSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    def interrupted_line(self, records: Path, argv: list[str] | None) -> str:
+        """What a Ctrl-C kept, and how to go on: every finished cell is on disk, a rerun does the rest."""
+        again = f": ttscale {shlex.join(argv)}" if argv else ""
+        return (f"interrupted: kept {self.cells_before + self.cells_written}/{self.cells_total} records in {records} "
+                f"({self.cells_written} new); rerun the same command to resume{again}")
 
     def line(self) -> str:
         where = f" on {self.actors} Ray actor(s)" if self.actors else ""
@@ -138,33 +147,49 @@ def run_bench(config: BenchConfig, out: str | Path, *, force: bool = False, ray:
                 return summary
             log(f"{folder}: {action}; {summary.cells_before}/{len(wanted)} records present, "
                 f"{len(items)} runs to do")
-            finished: Iterator[Finished]
-            t_exec = time.perf_counter()
-            if ray is not None:
-                bar = BenchProgress(items, console, enabled=progress)
-                executor = RayExecutor(config, problems, ray, log, on_ready=bar.restart_clock)
-                finished = executor.stream(items)
-            else:
-                eng = build_engine(config) if engine is None else engine
-                t_exec = time.perf_counter()  # the model is loaded: the run starts now
-                bar = BenchProgress(items, console, enabled=progress)
-                local = GridExecutor(eng, config, problems, checker=checker, on_tokens=bar.add_tokens)
-                finished = local.run(items)
             try:
-                for done in finished:
-                    summary.cells_written += store.append(done.records)
-                    summary.generated_tokens += done.generated_tokens
-                    bar.item_done(done.item, len(done.records), tokens=done.generated_tokens if ray else None)
-            finally:
-                if hasattr(finished, "close"):
-                    finished.close()  # stops Ray workers and shuts Ray down on error or Ctrl-C
-                bar.close()
-                if ray is None and engine is None:
-                    eng.close()
-                summary.run_seconds = time.perf_counter() - t_exec
-                if ray is not None:
-                    summary.actors = executor.actors_started
-                    summary.run_seconds -= executor.setup_seconds  # Ray start and model loads
-                summary.wall_seconds = time.perf_counter() - t0
-                record_summary(folder, summary.to_dict())
+                _execute(config, problems, items, store, summary, ray=ray, engine=engine, checker=checker,
+                         console=console, progress=progress, log=log, t0=t0)
+            except KeyboardInterrupt:
+                log(summary.interrupted_line(store.path, argv))
+                raise
     return summary
+
+
+def _execute(config: BenchConfig, problems: list[Problem], items: list[WorkItem], store: RecordStore,
+             summary: BenchSummary, *, ray: RaySettings | None, engine: Any, checker: Any, console: Console,
+             progress: bool, log: Callable[[str], None], t0: float) -> None:
+    """Run `items` (locally or on Ray), appending each finished run's records to `store` at once."""
+    finished: Iterator[Finished]
+    watching = ExitStack()
+    t_exec = time.perf_counter()
+    if ray is not None:
+        bar = BenchProgress(items, console, enabled=progress)
+        executor = RayExecutor(config, problems, ray, log, on_ready=bar.restart_clock)
+        finished = executor.stream(items)
+    else:
+        eng = build_engine(config) if engine is None else engine
+        t_exec = time.perf_counter()  # the model is loaded: the run starts now
+        bar = BenchProgress(items, console, enabled=progress)
+        # Tokens and samples as the backend produces them; per round only where it cannot report them.
+        live = watching.enter_context(watch_backend(eng.backend, bar.on_backend))
+        local = GridExecutor(eng, config, problems, checker=checker, on_tokens=None if live else bar.add_tokens)
+        finished = local.run(items)
+    try:
+        for done in finished:
+            summary.cells_written += store.append(done.records)
+            summary.generated_tokens += done.generated_tokens
+            bar.item_done(done.item, len(done.records), tokens=done.generated_tokens if ray else None)
+    finally:
+        if hasattr(finished, "close"):
+            finished.close()  # stops Ray workers and shuts Ray down on error or Ctrl-C
+        watching.close()
+        bar.close()
+        if ray is None and engine is None:
+            eng.close()
+        summary.run_seconds = time.perf_counter() - t_exec
+        if ray is not None:
+            summary.actors = executor.actors_started
+            summary.run_seconds -= executor.setup_seconds  # Ray start and model loads
+        summary.wall_seconds = time.perf_counter() - t0
+        record_summary(store.folder, summary.to_dict())

@@ -61,7 +61,9 @@ class Task:
     budget: int
     rng: np.random.Generator
     sampling: Sampling
-    extract: Callable[[str], str | None]
+    # (text, finish_reason=None) -> answer; a sample cut off at the token limit ("length") has an answer only
+    # where its text states one, never its last number.
+    extract: Callable[..., str | None]
     cluster: Callable[[list[str | None]], list[int | None]]
     options: dict[str, Any] = field(default_factory=dict)
     # Chat messages -> token ids with the model's own template, for strategies that write new prompts

@@ -40,7 +40,7 @@ def _finish(task: Task, finished: list[Path], verifier: str, how_steps: str, how
     for i, p in enumerate(finished):
         c = p.to_candidate(index=i)
         c.scores[verifier] = aggregate_steps(p.scores, how_steps)
-        c.answer = task.extract(c.text)
+        c.answer = task.extract(c.text, c.finish_reason)
         candidates.append(c)
     for c, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
         c.cluster = cid

@@ -57,7 +57,7 @@ def best_of_n(task: Task) -> StrategyGen:
             completions, temps = [c for c, _ in samples], [t for _, t in samples]
         new = [Candidate.from_completion(c, temperature=t) for c, t in zip(completions, temps)]
         for c in new:
-            c.answer = task.extract(c.text)
+            c.answer = task.extract(c.text, c.finish_reason)
         yield from score_candidates(task, new, scorer, [c.mean_logprob for c in completions])
         candidates += new
         task.events.append({"type": "candidates_finished", "count": len(new), "answers": [c.answer for c in new]})

@@ -123,7 +123,7 @@ def parallel_thinking(task: Task) -> StrategyGen:
                                    messages=task.messages)
     paths = [Candidate.from_completion(c, role="path", path=i) for i, c in enumerate(completions)]
     for c in paths:
-        c.answer = task.extract(c.text)
+        c.answer = task.extract(c.text, c.finish_reason)
     details: dict[str, Any] = {"k": k, "verifier": verifier, "step_aggregate": how_steps,
                                "accept_threshold": threshold, "fallback_enabled": fallback}
     cluster(task, paths)
@@ -153,7 +153,7 @@ def parallel_thinking(task: Task) -> StrategyGen:
     [[done]] = yield Generate(prefixes=(prompt_ids,), n=1, sampling=sampling,
                               messages=tuple((m["role"], m["content"]) for m in messages))
     synth = Candidate.from_completion(done, role="synthesis")
-    synth.answer = task.extract(synth.text)
+    synth.answer = task.extract(synth.text, synth.finish_reason)
     candidates = paths + [synth]
     cluster(task, candidates)
 

@@ -125,7 +125,7 @@ def _outcome(task: Task, particles: list[Path], logw: np.ndarray, verifier: str,
         c = p.to_candidate(particle=i, weight=round(float(weights[i]), 6), temperature=p.temperature)
         c.scores[verifier] = aggregate_steps(p.scores, how_steps)
         c.scores["weight"] = float(weights[i])
-        c.answer = task.extract(c.text)
+        c.answer = task.extract(c.text, c.finish_reason)
         candidates.append(c)
     for c, cid in zip(candidates, task.cluster([c.answer for c in candidates])):
         c.cluster = cid

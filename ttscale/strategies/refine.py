@@ -182,7 +182,7 @@ def refine(task: Task) -> StrategyGen:
         fresh: list[Candidate] = []
         for ch, comp, prompt_tokens, p in new:
             c = Candidate.from_completion(comp, chain=ch.index, turn=turn)
-            c.answer = task.extract(c.text)
+            c.answer = task.extract(c.text, c.finish_reason)
             ch.attempts.append(len(candidates))
             candidates.append(c)
             fresh.append(c)

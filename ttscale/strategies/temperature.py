@@ -192,7 +192,7 @@ def temperature(task: Task) -> StrategyGen:
         samples = yield from sample_at(task.prompt_ids, wave, sampling, messages=task.messages)
         new = [Candidate.from_completion(c, temperature=t, wave=len(waves)) for c, t in samples]
         for c in new:
-            c.answer = task.extract(c.text)
+            c.answer = task.extract(c.text, c.finish_reason)
         yield from score_candidates(task, new, scorer, [c.mean_logprob for c, _ in samples])
         candidates += new
         drawn += len(wave)
