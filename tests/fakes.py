@@ -123,3 +123,21 @@ class TicketBackend(FakeBackend):
     def cancel(self, ticket: int) -> None:
         if self.open.pop(ticket, None) is not None:
             self.cancelled.append(ticket)
+
+
+def many_steps(prompt_ids, j, seed) -> str:
+    """A script whose solutions never finish: a particle run goes on for max_steps rounds."""
+    return "1 + 1 = 2\n\nx"
+
+
+class KeywordSteps:
+    """A step verifier for logic tests: a step that says 'bad' scores `bad`, any other step `good`."""
+
+    bad, good = 0.0, 1.0
+
+    def __init__(self, backend=None, **options) -> None:
+        pass
+
+    def score_batch(self, requests):
+        return [[[self.bad if "bad" in s else self.good for s in cand] for cand in r.candidates]
+                 for r in requests], 0

@@ -8,24 +8,14 @@ import asyncio
 
 import pytest
 
-from fakes import ExactChecker, FakeBackend, TicketBackend
+from fakes import ExactChecker, FakeBackend, KeywordSteps, TicketBackend
 from ttscale import Engine
 from ttscale.errors import TTScaleError
 from ttscale.scoring import register_scorer
 from ttscale.strategies import strategies
 
 
-class NotBad:
-    """A step verifier: a step that says 'bad' scores 0, any other 1."""
-
-    def __init__(self, backend=None, **_: object) -> None:
-        pass
-
-    def score_batch(self, requests):
-        return [[[0.0 if "bad" in s else 1.0 for s in cand] for cand in r.candidates] for r in requests], 0
-
-
-register_scorer("not_bad")(NotBad)
+register_scorer("not_bad")(KeywordSteps)  # a step saying "bad" scores 0, others 1
 
 
 def uneven(prompt_ids, j, seed):

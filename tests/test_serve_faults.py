@@ -5,7 +5,6 @@ refused at the limit, and one bad request in a batch does not fail the others.""
 from __future__ import annotations
 
 import concurrent.futures
-from contextlib import ExitStack
 import json
 import socket
 import time
@@ -13,20 +12,8 @@ import time
 import httpx
 import pytest
 
-from fakes import ExactChecker, FakeBackend, SlowBackend
-from helpers import serving_engine
-from ttscale import Engine
+from fakes import FakeBackend, SlowBackend, many_steps
 
-
-def many_steps(prompt_ids, j, seed):
-    return "1 + 1 = 2\n\nx"  # never finishes: a particle run goes on for max_steps rounds
-
-
-@pytest.fixture()
-def serve():
-    with ExitStack() as stack:
-        yield lambda backend, **options: stack.enter_context(
-            serving_engine(Engine(backend=backend, checker=ExactChecker()), **options))
 
 
 def _post(base: str, body: bytes | dict, **kw) -> httpx.Response:

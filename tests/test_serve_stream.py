@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import ExitStack
 
 import httpx
 import openai
 import pytest
-from fakes import ExactChecker, FakeBackend, SlowBackend
-from helpers import free_port, serving_engine
+from fakes import ExactChecker, FakeBackend, SlowBackend, many_steps
+from helpers import free_port
 
 from ttscale import Engine
 from ttscale.errors import TTScaleError
@@ -20,16 +19,6 @@ from ttscale.errors import TTScaleError
 MSG = [{"role": "user", "content": "What is 2 + 2?"}]
 SOLVED = "2 + 2 = 4\n\nThe answer is 4."
 
-
-def many_steps(prompt_ids, j, seed):
-    return "1 + 1 = 2\n\nx"  # never finishes: a particle run goes on for max_steps rounds
-
-
-@pytest.fixture()
-def serve():
-    with ExitStack() as stack:
-        yield lambda backend, **options: stack.enter_context(
-            serving_engine(Engine(backend=backend, checker=ExactChecker()), **options))
 
 
 def stream_lines(base: str, body: dict, timeout: float = 30) -> tuple[httpx.Response, list[str]]:
