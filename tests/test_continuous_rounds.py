@@ -121,3 +121,14 @@ def test_a_deadline_returns_the_best_so_far_with_continuous_rounds():
 
     result = asyncio.run(main())
     assert result.partial and backend.added
+
+
+def test_requests_a_backend_loses_fail_their_jobs_instead_of_hanging():
+    class Forgetful(TicketBackend):
+        def poll(self):
+            self.open.clear()  # accepted, then dropped: poll has nothing to return
+            return []
+
+    engine = Engine(backend=Forgetful(uneven), checker=ExactChecker())
+    with pytest.raises(TTScaleError, match="dropped requests it had accepted"):
+        engine.solve("problem x", strategy="best_of_n", budget=2)

@@ -184,6 +184,10 @@ class Scheduler:
         if self._waiting and not answers:  # answered jobs advance first: their next requests go out at once
             with self.lock:
                 finished = self.tickets.poll() if self.tickets is not None else []
+                if not finished:  # the backend holds nothing more, yet groups wait: they would never end
+                    lost = TTScaleError("the backend dropped requests it had accepted",
+                                        "rerun; if it repeats, use rounds='lockstep' and report it")
+                    finished = [(ticket, lost) for ticket in self._waiting]
                 for ticket, results in finished:
                     owner = self._waiting.pop(ticket, None)
                     if owner is not None:
