@@ -131,16 +131,10 @@ def apply_options(config: BenchConfig, pairs: Mapping[str, str]) -> BenchConfig:
 
 def _option_types(strategy: str) -> dict[str, Any] | None:
     """Option name -> type for `strategy` (with the options it passes on, as auto does); None: unchecked."""
-    from ttscale.strategies.options import StrategyOptions, fields_of, options_class
+    from ttscale.strategies.options import accepted_options, options_class
 
     cls = options_class(strategy)
-    if cls is None:
-        return None
-    out: dict[str, Any] = {}
-    for name in getattr(cls, "passes_to", ()):
-        out.update(fields_of(options_class(name) or StrategyOptions))
-    out.update(fields_of(cls))
-    return out
+    return None if cls is None else accepted_options(cls)
 
 
 def check_prm(config: BenchConfig) -> None:

@@ -71,6 +71,16 @@ def fields_of(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def accepted_options(cls: type) -> dict[str, Any]:
+    """Option name -> type a strategy accepts: its own fields, and those of the strategies it passes
+    options on to (`passes_to`: the strategies `auto` may run)."""
+    out: dict[str, Any] = {}
+    for name in getattr(cls, "passes_to", ()):
+        out.update(fields_of(options_class(name) or StrategyOptions))
+    out.update(fields_of(cls))
+    return out
+
+
 def parse_options(strategy: str, cls: type | None, given: Mapping[str, Any], *, strict: bool = True) -> Any:
     """`given` as an instance of `cls` (strings from a command line converted to the field's type).
 
@@ -80,8 +90,7 @@ def parse_options(strategy: str, cls: type | None, given: Mapping[str, Any], *, 
     if cls is None:
         return None
     known = fields_of(cls)
-    extra = {k for name in getattr(cls, "passes_to", ()) for k in fields_of(options_class(name) or StrategyOptions)}
-    unknown = sorted(set(given) - set(known) - extra)
+    unknown = sorted(set(given) - set(accepted_options(cls)))
     if unknown and strict:
         valid = ", ".join(sorted(k for k in known if k not in ENGINE_OPTIONS))
         raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for strategy {strategy!r}",
