@@ -393,6 +393,17 @@ def test_cli_flags_override_recipe_fields():
     assert cfg.model == "lab:arith"
 
 
+def test_another_backend_leaves_out_the_recipes_backend_options_it_does_not_take():
+    """arith-lab-cpu is tuned for vLLM (max_num_seqs); its own comment says to add --backend transformers."""
+    notes: list[str] = []
+    path = str(REPO / "recipes" / "arith-lab-cpu.yaml")
+    cfg = resolve_config(path, {"backend": "transformers"}, notes=notes)
+    assert cfg.backend == "transformers" and dict(cfg.backend_options) == {"context_length": 2048}
+    assert len(notes) == 1 and "max_num_seqs of vllm left out for --backend transformers" in notes[0]
+    notes.clear()
+    assert "max_num_seqs" in resolve_config(path, {"backend": "vllm"}, notes=notes).backend_options and not notes
+
+
 def test_config_round_trips_through_its_dict():
     """Ray workers rebuild the config from the manifest's dict form: it must be the same config."""
     for recipe in sorted((REPO / "recipes").glob("*.yaml")):

@@ -149,7 +149,8 @@ def test_solve_needs_exactly_one_source(capsys, tmp_path):
         (["--backend", "vllm", "--tensor-parallel-size", "0"], "--tensor-parallel-size must be 1 or more"),
         (["--backend", "llamacpp", "--dtype", "bfloat16"], "--dtype is for --backend vllm or transformers"),
         (["--backend", "vllm", "--dtype", "fp8"], "unknown --dtype 'fp8'"),
-        (["--backend", "transformers", "--chat-template", "{{ x }}"], "--chat-template is for --backend llamacpp or vllm"),
+        (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--chat-api", "--chat-template", "{{ x }}"],
+         "a chat template cannot apply with --chat-api"),
         (["--backend", "llamacpp", "--chat-template", "no/such/template.jinja"], "is neither a file nor a Jinja template"),
         (["--backend", "vllm", "--chat-template", "{% for m in messages %}"], "Jinja syntax error at line 1"),
         (["--backend", "llamacpp", "--stop", "\\x"], "--stop '\\\\x': bad backslash escape"),
@@ -202,6 +203,25 @@ def test_llamacpp_tokenizer_renders_a_users_template():
     mine = LlamaCppTokenizer(_FakeLlama(), load_chat_template(
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}"))
     assert bytes(mine.chat_prompt(msgs)).decode() == "<user>hi<a>"
+
+
+MY_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+               "{% if add_generation_prompt %}<a>{% endif %}")
+
+
+def test_transformers_and_openai_tokenizers_render_a_users_template():
+    """The lab model's own tokenizer, through both backends that template with an HF tokenizer."""
+    from ttscale.backends.hf import TransformersBackend
+    from ttscale.backends.openai_http import load_tokenizer
+
+    msgs = [{"role": "user", "content": "hi"}]
+    backend = TransformersBackend("lab:arith", chat_template=MY_TEMPLATE)
+    for tok in (backend.tokenizer, load_tokenizer("lab:arith", "x", MY_TEMPLATE)):
+        assert tok.decode(tok.chat_prompt(msgs)) == "<user>hi<a>"
+    own = load_tokenizer("lab:arith", "x")
+    assert backend.hf_tokenizer.convert_tokens_to_ids("<|user|>") in own.chat_prompt(msgs)  # its own template
+    with pytest.raises(TTScaleError, match="Jinja syntax error"):
+        TransformersBackend("lab:arith", chat_template="{% for %}")
 
 
 def test_chat_template_from_a_file(tmp_path):

@@ -113,6 +113,19 @@ def test_ticket_backends_are_left_alone():
         assert not live and "generate" not in vars(backend)
 
 
+def test_solve_on_a_ticket_backend_counts_each_group_as_it_comes_back():
+    """vLLM's side: no per-token hook, so the scheduler counts each request group as it is answered,
+    and the count matches the ledger."""
+    from ttscale.progress import solve_progress
+
+    engine = Engine(backend=TicketBackend(script, order_seed=1), checker=ExactChecker())
+    with solve_progress(engine, Console(file=io.StringIO()), enabled=False) as display:
+        result = engine.solve("What is 1 + 2?", strategy="best_of_n", budget=3, seed=0, max_tokens=64)
+    assert display.counting and display.meter.tokens == result.ledger.generated_tokens > 0
+    assert display.meter.samples == 3
+    assert engine.on_results is None  # the hook is the display's only while it runs
+
+
 # -- bench ---------------------------------------------------------------------------------------------------
 
 
@@ -281,6 +294,34 @@ def test_threads_flag_reaches_the_backend(fake_engine, capsys):
 ])
 def test_bad_threads_is_one_line(fake_engine, capsys, args, needle):
     assert main(["solve", "What is 1 + 2?", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_bench_threads_flag_reaches_the_backend(tmp_path, monkeypatch, capsys):
+    seen = []
+
+    def build(config):
+        seen.append(dict(config.backend_options))
+        return Engine(backend=StreamingBackend(), checker=Checker())
+
+    monkeypatch.setattr(bench_run, "build_engine", build)
+    args = ["bench", "--dataset", "arith", "--n", "1", "--levels", "1", "--strategies", "best_of_n",
+            "--budgets", "1", "--max-tokens", "64", "--quiet", "--backend", "transformers"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--threads", "3"]) == 0
+    assert seen[-1]["threads"] == 3
+    # threads decide speed, not results: the same folder resumes with another count
+    assert main([*args, "--out", str(tmp_path / "a"), "--threads", "1"]) == 0
+    assert "1/1 records (0 new)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--threads", "0", "--backend", "transformers"], "--threads must be 1 or more"),
+    (["--threads", "2", "--backend", "vllm"], "--threads is for the CPU backends"),
+])
+def test_bench_bad_threads_is_one_line_before_any_work(tmp_path, monkeypatch, capsys, args, needle):
+    monkeypatch.setattr(bench_run, "build_engine", lambda config: pytest.fail("no engine before the check"))
+    assert main(["bench", "--dataset", "arith", "--n", "1", "--budgets", "1", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
 

@@ -114,7 +114,7 @@ def solve(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read problems from a file: one per line, or JSONL with a \"problem\" field (and optional \"id\")."),
     system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="System message before each problem (default: the model's own, if any)."),
     stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable); backslash escapes such as \\n are decoded."),
-    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="--backend llamacpp / vllm: a Jinja chat template (file or text) instead of the model's."),
+    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="A Jinja chat template (file or text) instead of the model's (every backend; not with --chat-api)."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="--backend llamacpp: layers offloaded to the GPU (-1: all)."),
     tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", help="--backend vllm: GPUs the model is split over."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="--backend vllm / transformers: auto | float16 | bfloat16 | float32."),
@@ -202,6 +202,9 @@ def solve(
     verifier_options = {"prm": {"model": prm_model, "engine": prm_engine, "format": prm_format}} if prm_model else {}
     opts = backend_options(backend, base_url, api_key, tokenizer, n_ctx, chat_api, gpu_memory, timeout, retries)
     opts.update(load_options(backend, gpu_layers, tensor_parallel_size, dtype, chat_template))
+    if chat_template is not None and chat_api:
+        raise TTScaleError("a chat template cannot apply with --chat-api: the server renders the messages",
+                           "drop --chat-template, or drop --chat-api to render prompts here")
     if check_threads(threads, backend) is not None:
         opts["threads"] = threads
     stops = [unescape(s) for s in stop]

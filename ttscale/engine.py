@@ -62,6 +62,7 @@ class Engine:
             checker = get_checker()
         self.checker = checker
         self.last_batch_usage = None  # batch-level Ledger of the latest solve_batch: real backend calls made
+        self.on_results = None  # progress hook given to every scheduler (Scheduler.on_results)
         self.verifier_options = verifier_options or {}  # verifier name -> options, e.g. {"prm": {"model": ...}}
         self._scorers: dict[str, Any] = {}
         self._backend_lock = threading.Lock()  # sync and async callers never drive the backend at once
@@ -182,7 +183,9 @@ class Engine:
     def scheduler(self) -> Scheduler:
         """A fresh scheduler over this engine's backend and scorers, for drivers that run their own tasks
         (bench cells, allocation) and still want one backend call per round."""
-        return Scheduler(self.backend, self.scorer, self._backend_lock, rounds=self.rounds)
+        scheduler = Scheduler(self.backend, self.scorer, self._backend_lock, rounds=self.rounds)
+        scheduler.on_results = self.on_results
+        return scheduler
 
     # -- internals --------------------------------------------------------------------------------------
 

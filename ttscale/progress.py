@@ -2,7 +2,8 @@
 
 Why: on a CPU backend one call can decode for minutes, and counts that move only when the call returns
 look like a hang. Backends with the `on_tokens` hook (backends/base.py) feed the meter per token; for
-the others `watch_backend` counts each call's results as they come back.
+blocking backends `watch_backend` counts each call's results as they come back; on vLLM, whose requests
+go in as groups (tickets), the scheduler counts each group as it comes back (`Engine.on_results`).
 """
 
 from __future__ import annotations
@@ -148,8 +149,12 @@ def solve_progress(engine: Any, console: Console, *, enabled: bool = True) -> It
     """The solve display fed by `engine`'s backend while the block runs. On Ctrl-C one line says what
     was lost (a solve keeps no partial state) before the interrupt goes on to the CLI (exit 130)."""
     display = SolveProgress(console, enabled=enabled)
+    saved = getattr(engine, "on_results", None)
     try:
         with display, watch_backend(engine.backend, display) as counting:
+            if not counting and hasattr(engine, "on_results"):
+                engine.on_results = display  # counted as each request group comes back (vLLM's tickets)
+                counting = True
             display.counting = counting
             yield display
     except KeyboardInterrupt:
@@ -157,3 +162,6 @@ def solve_progress(engine: Any, console: Console, *, enabled: bool = True) -> It
         console.print(f"interrupted after {m.tokens} generated tokens and {m.samples} samples in {m.elapsed():.0f} s; "
                       "a solve keeps nothing, so rerun the command to start again", markup=False, highlight=False)
         raise
+    finally:
+        if hasattr(engine, "on_results"):
+            engine.on_results = saved

@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Iterable, Protocol, Sequence
 
-from ttscale.backends.base import Backend
+from ttscale.backends.base import Backend, TokenHook
 from ttscale.backends.tickets import Tickets, tickets_for
 from ttscale.errors import TTScaleError
 from ttscale.ledger import Ledger
@@ -140,6 +140,9 @@ class Scheduler:
         self.live: list[Job] = []
         self._live_lock = threading.Lock()  # submit (event loop thread) vs step (worker thread)
         self._scoring: list[_Scoring] = []  # verifier coroutines waiting for their next backend answer
+        # Progress: called with (generated tokens, finished samples) as each request group's results come
+        # in, for displays on backends that report nothing while they decode (see progress.watch_backend).
+        self.on_results: TokenHook | None = None
 
     # -- driving ----------------------------------------------------------------------------------------
     def submit(self, gen: StrategyGen, tag: Any = None) -> Job:
@@ -307,6 +310,8 @@ class Scheduler:
             job.ledger.add(spent)
             self.totals.add(spent)
         job.ledger.backend_calls += 1
+        if self.on_results is not None:
+            self.on_results(sum(r.generated_tokens for r in results), sum(len(r.completions) for r in results))
         return [res.completions for res in results]
 
     def _answer_scoring(self, s: _Scoring, results: list[GenResult], answers: dict[Job, Any]) -> None:

@@ -1,8 +1,9 @@
 """A user's chat template (a Jinja file, or the template text itself) in place of the model's own.
 
 Read and parsed before a model loads, so a wrong path or a Jinja syntax error is one line, not a failure
-after minutes of loading. The backends that render prompts themselves (llama.cpp from the GGUF, vLLM
-through its HF tokenizer) take the resolved text.
+after minutes of loading. Every backend renders prompts itself (llama.cpp from the GGUF, vLLM and
+transformers through the HF tokenizer, the openai backend through its client-side tokenizer) and takes
+the resolved text; only the openai backend's --chat-api, where the server renders, cannot use one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from ttscale.errors import TTScaleError
 
-TEMPLATE_BACKENDS = ("llamacpp", "vllm")  # backends whose constructor takes chat_template
+TEMPLATE_BACKENDS = ("llamacpp", "vllm", "transformers", "openai")  # backends whose constructor takes chat_template
 
 
 def load_chat_template(value: str) -> str:

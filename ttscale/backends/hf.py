@@ -34,7 +34,13 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", threads: int | None = None,
-                 max_batch: int = 64, device: str = "auto", context_length: int | None = None) -> None:
+                 max_batch: int = 64, device: str = "auto", context_length: int | None = None,
+                 chat_template: str | None = None) -> None:
+        """`chat_template`: a Jinja file or text used instead of the tokenizer's own template."""
+        if chat_template is not None:
+            from ttscale.backends.chat_template import load_chat_template
+
+            chat_template = load_chat_template(chat_template)  # before the load: a bad template fails fast
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -46,6 +52,8 @@ class TransformersBackend:
         self.model_path = hf_model_path(model)
         self._torch = torch
         self.hf_tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        if chat_template is not None:
+            self.hf_tokenizer.chat_template = chat_template
         self.tokenizer = HFTokenizer(self.hf_tokenizer)
         # device "auto": the GPU when there is one. dtype "auto": bf16 there, fp32 on the CPU (exact logprobs).
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else

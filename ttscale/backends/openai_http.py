@@ -34,8 +34,9 @@ PIPELINE_DEPTH = 2  # requests in flight to a one-slot server: the one it works 
 FIRST_SEND_GAP_S = 0.02  # before sending a batch's second request, so the two cannot arrive swapped
 
 
-def load_tokenizer(spec: str | None, model: str) -> Tokenizer:
-    """The client-side tokenizer: the embedded GGUF's, an HF folder/id, or a GGUF file."""
+def load_tokenizer(spec: str | None, model: str, chat_template: str | None = None) -> Tokenizer:
+    """The client-side tokenizer: the embedded GGUF's, an HF folder/id, or a GGUF file; `chat_template`
+    (resolved template text) replaces its own template."""
     name = spec or model
     if is_default(name) or name.endswith(".gguf"):
         from llama_cpp import Llama
@@ -47,16 +48,19 @@ def load_tokenizer(spec: str | None, model: str) -> Tokenizer:
 
         with suppress_stdout_stderr(disable=False):  # llama.cpp logs from C even with verbose=False
             vocab = Llama(model_path=str(gguf_path(None if is_default(name) else name)), vocab_only=True, verbose=False)
-        return LlamaCppTokenizer(vocab)
+        return LlamaCppTokenizer(vocab, chat_template)
     try:
         from transformers import AutoTokenizer
 
         from ttscale.models import hf_model_path
 
-        return HFTokenizer(AutoTokenizer.from_pretrained(hf_model_path(name)))
+        hf = AutoTokenizer.from_pretrained(hf_model_path(name))
     except (OSError, ValueError) as e:
         raise TTScaleError(f"no tokenizer found for {name!r} ({type(e).__name__})",
                            "pass --tokenizer with an HF folder, hub id or GGUF file matching the served model") from None
+    if chat_template is not None:
+        hf.chat_template = chat_template
+    return HFTokenizer(hf)
 
 
 @register_backend("openai")
@@ -69,10 +73,19 @@ class OpenAIBackend:
     def __init__(self, model: str | None = None, *, base_url: str, api_key: str | None = None,
                  tokenizer: str | None = None, context_length: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  retries: int = DEFAULT_RETRIES, max_concurrency: int = 64, chat: bool = False,
-                 slots: int | None = None) -> None:
+                 slots: int | None = None, chat_template: str | None = None) -> None:
+        """`chat_template`: a Jinja file or text that renders prompts client-side instead of the tokenizer's
+        own template (not with `chat`, where the server renders them)."""
         if not timeout_s > 0 or isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise TTScaleError(f"timeout must be positive and retries a count, got {timeout_s!r} and {retries!r}",
                                "pass e.g. --timeout 120 --retries 2")
+        if chat_template is not None:
+            if chat:
+                raise TTScaleError("a chat template cannot apply with --chat-api: the server renders the messages",
+                                   "drop --chat-template, or drop --chat-api to render prompts here")
+            from ttscale.backends.chat_template import load_chat_template
+
+            chat_template = load_chat_template(chat_template)  # before any request: a bad template fails fast
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout_s = float(timeout_s)
@@ -84,7 +97,7 @@ class OpenAIBackend:
         # Sequences the server decodes at once (None: many). 1 makes the scheduler run one prompt at a time.
         self.slots = slots if slots is not None else self._detect_slots(listed)
         self._held: tuple[int, ...] = ()  # what a one-slot server's KV cache holds after our last request
-        self.tokenizer = load_tokenizer(tokenizer, self.model if model else (tokenizer or "default"))
+        self.tokenizer = load_tokenizer(tokenizer, self.model if model else (tokenizer or "default"), chat_template)
         self.context_length = context_length or 4096
         self.model_path = None
         # Token-id prompts keep the exact prefix; servers that only take text (llama.cpp's) get the

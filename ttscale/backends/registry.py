@@ -21,10 +21,20 @@ def make_backend(name: str, model: str | None = None, **options: Any) -> Backend
 
     factory = backends.get(name)
     params = inspect.signature(factory).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if backend_option_names(name) is not None:
         valid = [k for k, p in params.items() if k != "model" and p.kind is not p.VAR_POSITIONAL]
         unknown = sorted(set(options) - set(valid))
         if unknown:
             raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for backend {name!r}",
                                f"valid options: {', '.join(valid)}")
     return factory(model, **options)
+
+
+def backend_option_names(name: str) -> set[str] | None:
+    """The options backend `name` takes (None: any, its factory takes **options)."""
+    import inspect
+
+    params = inspect.signature(backends.get(name)).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {k for k, p in params.items() if k != "model" and p.kind is not p.VAR_POSITIONAL}

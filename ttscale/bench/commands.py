@@ -48,6 +48,7 @@ def bench(
     top_p: Optional[float] = typer.Option(None, "--top-p"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Per candidate."),
     max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Candidates kept in flight in one scheduler (batch size)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="--backend llamacpp / transformers: CPU threads (default llamacpp: the cores idle when the model loads; with --ray, --ray-cpus-per-actor)."),
     no_subsample: bool = typer.Option(False, "--no-subsample", help="Run every best-of-N budget instead of cutting small N from the largest."),
     force: bool = typer.Option(False, "--force", help="Accept a changed config in an existing run folder."),
     use_ray: bool = typer.Option(False, "--ray", help="Shard problems over actors of a local Ray instance."),
@@ -62,6 +63,7 @@ def bench(
     from ttscale.logs import quiet_libraries
 
     quiet_libraries(verbose)
+    from ttscale.backends.threads import check_threads
     from ttscale.bench.ray_exec import RaySettings
     from ttscale.bench.recipe import parse_int_list, resolve_config
     from ttscale.bench.run import run_bench
@@ -91,9 +93,11 @@ def bench(
         "budgets": parse_int_list("--budgets", budgets, minimum=1) if budgets is not None else None,
         "seeds": parse_int_list("--seeds", seeds, minimum=0) if seeds is not None else None,
         "levels": parse_int_list("--levels", levels, minimum=0) if levels is not None else None,
-        "subsample_best_of_n": False if no_subsample else None,
+        "subsample_best_of_n": False if no_subsample else None, "threads": threads,
     }
-    config = resolve_config(recipe, flags, parse_cli(opt))
+    notes: list[str] = []
+    config = resolve_config(recipe, flags, parse_cli(opt), notes)
+    check_threads(config.backend_options.get("threads"), config.backend)  # a recipe's threads too
     if (timeout is not None or retries is not None) and config.backend != "openai":
         raise TTScaleError("--timeout and --retries are for --backend openai", "drop them or add --backend openai")
     if out is None:
@@ -104,6 +108,8 @@ def bench(
     if use_ray or ray_address:
         ray = RaySettings(address=ray_address, actors=ray_actors, cpus_per_actor=ray_cpus, gpus_per_actor=ray_gpus)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
     with stdout_to_stderr():
         summary = run_bench(config, out, force=force, ray=ray, console=console, progress=not quiet, argv=sys.argv[1:])
     print(summary.line())

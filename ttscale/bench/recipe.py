@@ -66,10 +66,31 @@ SECTION_OF: dict[str, tuple[str, ...]] = {
     "max_tokens": ("sampling", "max_tokens"), "system_prompt": ("sampling", "system_prompt"), "stop": ("sampling", "stop"),
     "context_length": ("backend_options", "context_length"), "base_url": ("backend_options", "base_url"),
     "tokenizer": ("backend_options", "tokenizer"), "timeout_s": ("backend_options", "timeout_s"),
-    "retries": ("backend_options", "retries"),
+    "retries": ("backend_options", "retries"), "threads": ("backend_options", "threads"),
     "prm_model": ("verifier_options", "prm", "model"), "prm_engine": ("verifier_options", "prm", "engine"),
     "prm_format": ("verifier_options", "prm", "format"),
 }
+
+
+def _for_other_backend(recipe: dict[str, Any], backend: str | None, where: str,
+                       notes: list[str] | None) -> dict[str, Any]:
+    """A recipe run with `--backend` naming another backend than its own: its backend options that the
+    other backend does not take (vLLM's max_num_seqs on transformers) are left out, and said so. Why: a
+    recipe's tuning belongs to its backend; switching backends should not need a copy of the recipe."""
+    from ttscale.backends import backends
+    from ttscale.backends.registry import backend_option_names
+
+    own = recipe.get("backend")
+    options = recipe.get("backend_options")
+    if not backend or backend == own or not isinstance(options, Mapping) or backend not in backends.names():
+        return recipe
+    takes = backend_option_names(backend)
+    dropped = sorted(k for k in options if takes is not None and k not in takes)
+    if not dropped:
+        return recipe
+    if notes is not None:
+        notes.append(f"{where}: backend option(s) {', '.join(dropped)} of {own} left out for --backend {backend}")
+    return {**recipe, "backend_options": {k: v for k, v in options.items() if k not in dropped}}
 
 
 def merge(recipe: dict[str, Any] | None, flags: dict[str, Any]) -> dict[str, Any]:
@@ -146,12 +167,16 @@ def check_prm(config: BenchConfig) -> None:
                            "verifier_options: {prm: {model: ...}} in the recipe")
 
 
-def resolve_config(recipe: str | None, flags: dict[str, Any], options: Mapping[str, str] | None = None) -> BenchConfig:
-    """The run's config: the recipe (if any) with flags on top, validated once; `options` are --opt pairs."""
+def resolve_config(recipe: str | None, flags: dict[str, Any], options: Mapping[str, str] | None = None,
+                   notes: list[str] | None = None) -> BenchConfig:
+    """The run's config: the recipe (if any) with flags on top, validated once; `options` are --opt pairs.
+    What the user should know about the merge (options dropped) is appended to `notes`."""
     base = read_recipe(recipe) if recipe else None
     if base is not None and not isinstance(base, dict):
         raise TTScaleError(f"recipe {recipe}: must be a mapping of fields, got {type(base).__name__}",
                            "write key: value pairs (dataset, strategies, budgets, ...)")
+    if base is not None:
+        base = _for_other_backend(base, flags.get("backend"), recipe or "", notes)
     data = merge(base, flags)
     if "dataset" not in data:
         raise TTScaleError("no dataset given", "pass --dataset NAME (e.g. arith, math500, gsm8k) or --recipe FILE")

@@ -26,7 +26,7 @@ SLIP_DELTAS = (-10, -2, -1, 1, 2, 10)
 # for it (README); the model learns to read difficulty off the problem, which is what P(IK) asks.
 PIK_PRIOR = {1: 0.95, 2: 0.75, 3: 0.5, 4: 0.3, 5: 0.15}
 # Share of each kind of example (the rest are plain problems).
-SKILL_MIX = {"synthesis": 0.08, "revision": 0.08, "judge_step": 0.07, "judge_solution": 0.02, "pik": 0.03}
+SKILL_MIX = {"synthesis": 0.05, "revision": 0.05, "judge_step": 0.04, "judge_solution": 0.01, "pik": 0.02}
 
 Messages = list[dict[str, str]]
 
@@ -121,7 +121,7 @@ def synthesis_example(problem: Problem, rng: np.random.Generator, slip_rate: flo
     """`parallel_thinking`'s synthesis prompt over K attempts (some slipped) -> the correct solution."""
     from ttscale.strategies.parallel_thinking import DEFAULT_SYNTHESIS_PROMPT, PATH_HEADER
 
-    k = int(rng.integers(2, 8))
+    k = int(rng.integers(2, 6))  # parallel_thinking's default width is 4; longer prompts cost training time
     texts = _attempts(problem, rng, k, wrong_rate=float(rng.choice([0.3, 0.5, 0.8])))
     paths = "\n\n".join(PATH_HEADER.format(i=i + 1) + t for i, t in enumerate(texts))
     prompt = DEFAULT_SYNTHESIS_PROMPT.format(problem=problem.text, k=k, paths=paths)
