@@ -103,7 +103,6 @@ def _set(args: list[str], flag: str, value: str) -> None:
 
 def fit_for_test(args: list[str]) -> list[str]:
     """One README command made to run here (see the module docstring for what changes and why)."""
-    args = ["..." if a == "..." else a for a in args]
     if args[0] in (".venv/bin/ttscale", "ttscale"):
         args = [sys.executable, "-m", "ttscale", *args[1:]]
     elif args[0] == "python":
