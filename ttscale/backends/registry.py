@@ -15,14 +15,11 @@ register_backend = backends.register
 def make_backend(name: str, model: str | None = None, **options: Any) -> Backend:
     """Build backend `name` for `model` (None = the embedded default). An option the backend does not
     take is one error naming the ones it does, before anything loads."""
-    import inspect
-
     from ttscale.errors import TTScaleError
 
     factory = backends.get(name)
-    params = inspect.signature(factory).parameters
-    if backend_option_names(name) is not None:
-        valid = [k for k, p in params.items() if k != "model" and p.kind is not p.VAR_POSITIONAL]
+    valid = backend_option_names(name)
+    if valid is not None:
         unknown = sorted(set(options) - set(valid))
         if unknown:
             raise TTScaleError(f"unknown option(s) {', '.join(unknown)} for backend {name!r}",
@@ -30,11 +27,11 @@ def make_backend(name: str, model: str | None = None, **options: Any) -> Backend
     return factory(model, **options)
 
 
-def backend_option_names(name: str) -> set[str] | None:
-    """The options backend `name` takes (None: any, its factory takes **options)."""
+def backend_option_names(name: str) -> tuple[str, ...] | None:
+    """The options backend `name` takes, in its signature's order (None: any, it takes **options)."""
     import inspect
 
     params = inspect.signature(backends.get(name)).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
-    return {k for k, p in params.items() if k != "model" and p.kind is not p.VAR_POSITIONAL}
+    return tuple(k for k, p in params.items() if k != "model" and p.kind is not p.VAR_POSITIONAL)
