@@ -1,21 +1,23 @@
-"""Difficulty-aware allocation (`auto`) on arith: fit on one seed set of problems, evaluate on another.
+"""Difficulty-aware allocation (`auto`) against every uniform strategy at equal tokens, on held-out wording.
 
-    python benchmarks/allocation.py --model lab:arith --backend transformers --n 100 --out runs/allocation
+    python benchmarks/allocation.py --backend vllm --out runs/allocation                  # fit, then judge
+    python benchmarks/allocation.py --backend vllm --policy ttscale/lab/arith/policy.json # judge a given policy
 
-1. `ttscale bench` (the real harness, through run_bench) on fit set A (arith levels 1-5, generator seed
-   --fit-seed): best_of_n (majority vote, candidates scored by arith_steps) at every budget (small N cut
-   from the largest run) and particle (arith_steps) at every budget.
-2. P(IK) of every problem of A and B (one batched call each; no signal where the tokenizer has no
-   single-token Yes/No).
-3. `ttscale calibrate` on A's records (+ P(IK)) -> OUT/policy.json.
-4. The same bench grid on the held-out set B (--eval-seed): the uniform baselines.
-5. `auto` on B at every budget: engine.solve_batch over all of B (one shared batch budget of B x n),
-   with the fitted policy, and with the built-in default policy.
-6. Figures: accuracy vs generated tokens per problem (OUT/accuracy_vs_tokens.png), the token ratio at which
-   auto first reaches uniform best_of_n@16's accuracy, and per estimator the Spearman/Pearson correlation
-   between estimated difficulty and observed solve rate on B (solve rate from best-of-N samples beyond the
-   probe's). Everything in OUT/summary.json and OUT/summary.md. Rerunning resumes (bench cells and auto
-   runs already done are kept).
+1. Fit (unless --policy): the bench grid of --recipe (recipes/arith-lab-policy.yaml: arith *training*
+   families, levels 1-5; best_of_n, particle, beam, parallel_thinking, refine at budgets 2-32) through
+   run_bench -> OUT/fit, then calibrate with P(IK) features -> OUT/policy.json. The same two steps as the
+   recipe's own commands, which make the policy lab:arith ships.
+2. The same grid on the *held-out* families (--eval-seed, every seed of --seeds) -> OUT/eval: the uniform
+   baselines.
+3. `auto` on the held-out problems at every budget and seed: engine.solve_batch over all of them (one shared
+   batch budget of B x prompts) -> OUT/auto/, one file per (budget, seed).
+4. Figures: per strategy and budget, accuracy with its 95% bootstrap interval over problems, and generated
+   tokens per problem; per budget, whether auto is at least as accurate as the best of uniform best_of_n,
+   beam and particle with at most its tokens; the tokens auto needs to reach uniform best_of_n@<largest
+   budget>'s accuracy (and their share of best_of_n's); per estimator, Spearman between estimated difficulty
+   and the observed solve rate on the held-out problems, and its AUROC for "majority@4 solves it"; one
+   plot of accuracy vs tokens. OUT/summary.json,
+   OUT/summary.md. A rerun resumes: bench cells and auto runs already done are kept.
 """
 
 from __future__ import annotations
@@ -23,91 +25,112 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
-def bench_config(args: argparse.Namespace, seed: int, name: str):
-    from ttscale.bench.config import config_from_mapping
-
-    strategies: dict[str, Any] = {"best_of_n": {"scorer": "arith_steps"}}
-    if not args.no_particle:
-        strategies["particle"] = {}
-    return config_from_mapping({
-        "name": name, "model": args.model, "backend": args.backend, "verifier": "arith_steps",
-        "dataset": {"name": "arith", "levels": [1, 2, 3, 4, 5], "n": args.n, "seed": seed},
-        "strategies": strategies, "budgets": args.budgets, "seeds": [0],
-        "sampling": {"temperature": args.temperature, "max_tokens": args.max_tokens},
-        "max_inflight": args.max_inflight,
-    }, where=name)
+BASELINES = ("best_of_n", "beam", "particle")  # the uniform strategies auto must match at equal tokens
 
 
-def run_grid(engine, args, seed: int, folder: Path):
+def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int], name: str):
+    from ttscale.bench.recipe import resolve_config
+
+    flags = {"name": name, "backend": args.backend, "model": args.model, "n": args.n, "split": split,
+             "dataset_seed": seed, "seeds": seeds, "budgets": args.budgets, "threads": args.threads}
+    config = resolve_config(args.recipe, flags)
+    lines = tuple(replace(s, budgets=tuple(b for b in s.budgets if b in args.budgets)) if s.budgets else s
+                  for s in config.strategies)  # --budgets limits every line, those with their own too
+    return replace(config, strategies=tuple(s for s in lines if s.budgets is None or s.budgets))
+
+
+def run_grid(engine, config, folder: Path):
     from rich.console import Console
 
     from ttscale.bench.records import read_records
     from ttscale.bench.run import load_problems, run_bench
 
-    config = bench_config(args, seed, folder.name)
     t = time.perf_counter()
     summary = run_bench(config, folder, engine=engine, progress=False, console=Console(stderr=True))
-    print(f"[bench] {summary.line()} ({time.perf_counter() - t:.0f} s)", flush=True)
+    print(f"[bench {folder.name}] {summary.line()} ({time.perf_counter() - t:.0f} s)", flush=True)
     problems, _ = load_problems(config)
     return problems, read_records(folder / "records.jsonl").records
 
 
-def pik_scores(engine, problems) -> dict[str, float | None]:
-    from ttscale.requests import Score
+def bootstrap(per_problem: dict[str, list[float]], n_boot: int = 2000) -> tuple[float, float, float]:
+    """Mean and 95% percentile interval of accuracy, resampling problems (seeds of a problem stay together)."""
+    from ttscale.bench.metrics import bootstrap_ci
 
-    scorer = engine.scorer("pik")
-    res, _ = scorer.score_batch([Score("pik", p.problem, (("",),)) for p in problems])
-    return {p.id: r[0][0] for p, r in zip(problems, res)}
+    values = np.array([np.mean(v) for v in per_problem.values()], dtype=float)
+    lo, hi = bootstrap_ci(values, n_boot=n_boot)
+    return float(values.mean()), float(lo), float(hi)
 
 
-def uniform_curves(records: list[dict], n: int) -> dict[str, dict[int, dict[str, float]]]:
-    out: dict[str, dict[int, dict[str, float]]] = {}
+def uniform_cells(records: list[dict]) -> dict[str, dict[int, dict[str, Any]]]:
+    """label -> budget -> accuracy (with interval) and generated tokens per problem, over problems and seeds."""
+    correct: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    tokens: dict[tuple[str, int], list[float]] = defaultdict(list)
     for r in records:
-        cell = out.setdefault(r["label"], {}).setdefault(int(r["budget"]), {"correct": 0, "tokens": 0, "n": 0})
-        cell["correct"] += bool(r["correct"])
-        cell["tokens"] += r["ledger"]["generated_tokens"]
-        cell["n"] += 1
-    return {lab: {b: {"accuracy": c["correct"] / c["n"], "tokens": c["tokens"] / c["n"], "n": c["n"]}
-                  for b, c in sorted(cells.items())} for lab, cells in out.items()}
+        key = (r["label"], int(r["budget"]))
+        correct[key][str(r["problem_id"])].append(float(bool(r["correct"])))
+        tokens[key].append(r["ledger"]["generated_tokens"])
+    out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for (label, budget), per in sorted(correct.items()):
+        acc, lo, hi = bootstrap(per)
+        out[label][budget] = {"accuracy": acc, "ci": [lo, hi], "tokens": float(np.mean(tokens[(label, budget)])),
+                              "n": sum(len(v) for v in per.values())}
+    return dict(out)
 
 
-def run_auto(engine, args, problems, budget: int, policy, tag: str, out: Path) -> dict[str, Any]:
-    """auto over all of B at one average budget; cached in OUT/auto/<tag>_b<budget>.json."""
+def run_auto(engine, args, problems, budget: int, seed: int, policy, out: Path) -> dict[str, Any]:
+    """auto over all held-out problems at one average budget and seed; cached in OUT/auto/."""
     from ttscale.bench.outcomes import Grader
 
-    path = out / "auto" / f"{tag}_b{budget}.json"
+    path = out / "auto" / f"b{budget}_s{seed}.json"
     if path.is_file():
         return json.loads(path.read_text())
     t = time.perf_counter()
-    results = engine.solve_batch([p.problem for p in problems], strategy="auto", budget=budget, seed=0,
+    results = engine.solve_batch([p.problem for p in problems], strategy="auto", budget=budget, seed=seed,
                                  verifier="arith_steps", policy=policy, temperature=args.temperature,
                                  max_tokens=args.max_tokens)
     seconds = time.perf_counter() - t
     grader = Grader(engine.checker)
     per = []
     for p, r in zip(problems, results):
-        ok = bool(r.answer is not None and grader.grade(p.answer, [r.answer])[0])
         a = r.details["allocation"]
-        per.append({"id": p.id, "level": p.level, "correct": ok, "answer": r.answer, "gold": p.answer,
+        per.append({"id": p.id, "level": p.level, "answer": r.answer, "gold": p.answer,
+                    "correct": bool(r.answer is not None and grader.grade(p.answer, [r.answer])[0]),
                     "generated_tokens": r.ledger.generated_tokens, "verifier_tokens": r.ledger.verifier_tokens,
-                    "candidates": len(r.candidates), "difficulty": a["difficulty"], "strategy": a["strategy"],
-                    "reason": a["reason"], "bin": a["bin"]})
-    n = len(problems)
-    summary = {"budget": budget, "tag": tag, "accuracy": sum(x["correct"] for x in per) / n,
-               "tokens": sum(x["generated_tokens"] for x in per) / n,
-               "verifier_tokens": sum(x["verifier_tokens"] for x in per) / n,
-               "candidates": sum(x["candidates"] for x in per) / n, "seconds": round(seconds, 1),
-               "backend_calls": engine.last_batch_usage.backend_calls,
-               "searched": sum("particle" in x["strategy"] for x in per), "problems": per}
+                    "candidates": len(r.candidates), "difficulty": a["difficulty"], "bin": a["bin"],
+                    "strategy": a["strategy"], "reason": a["reason"]})
+    run = {"budget": budget, "seed": seed, "seconds": round(seconds, 1), "problems": per,
+           "candidates": sum(x["candidates"] for x in per), "pool": budget * len(problems)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary))
-    print(f"[auto {tag} @{budget}] accuracy {summary['accuracy']:.3f}, {summary['tokens']:.0f} tokens/problem, "
-          f"{summary['candidates']:.1f} candidates/problem, {seconds:.0f} s", flush=True)
-    return summary
+    path.write_text(json.dumps(run))
+    acc = sum(x["correct"] for x in per) / len(per)
+    print(f"[auto @{budget} seed {seed}] accuracy {acc:.3f}, "
+          f"{sum(x['generated_tokens'] for x in per) / len(per):.0f} tokens/problem, {seconds:.0f} s", flush=True)
+    return run
+
+
+def auto_cells(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """budget -> accuracy (with interval), tokens per problem, and the strategies auto chose."""
+    out: dict[int, dict[str, Any]] = {}
+    for budget in sorted({r["budget"] for r in runs}):
+        per: dict[str, list[float]] = defaultdict(list)
+        toks, chosen = [], defaultdict(int)
+        for r in (r for r in runs if r["budget"] == budget):
+            assert r["candidates"] <= r["pool"], "auto spent more than B x prompts"
+            for x in r["problems"]:
+                per[x["id"]].append(float(x["correct"]))
+                toks.append(x["generated_tokens"])
+                chosen[x["strategy"]] += 1
+        acc, lo, hi = bootstrap(per)
+        out[budget] = {"accuracy": acc, "ci": [lo, hi], "tokens": float(np.mean(toks)), "n": len(toks),
+                       "chosen": dict(sorted(chosen.items(), key=lambda kv: -kv[1]))}
+    return out
 
 
 def tokens_to_reach(points: list[tuple[float, float]], target: float) -> float | None:
@@ -123,57 +146,95 @@ def tokens_to_reach(points: list[tuple[float, float]], target: float) -> float |
     return None
 
 
-def estimator_correlations(policy, problems, records, pik: dict, k: int) -> dict[str, Any]:
-    """Per estimator: correlation between difficulty (from the first k best-of-N samples, as a probe)
-    and the solve rate over the remaining samples of the same problem."""
-    from ttscale.allocate.estimators import make_estimator
-    from ttscale.allocate.features import probe_features
-    from ttscale.allocate.policy import DEFAULT_POLICY
-    from ttscale.allocate.stats import pearson, spearman
-
-    text = {p.id: p.problem for p in problems}
-    top: dict[str, dict] = {}
-    for r in records:
-        if r["label"] == "best_of_n" and len(r["candidates"]) > len(top.get(r["problem_id"], {}).get("candidates", [])):
-            top[r["problem_id"]] = r
-    rows = []
-    for pid, r in top.items():
-        probe, rest = r["candidates"][:k], r["candidates"][k:]
-        if not rest:
+def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict[int, dict[str, Any]]:
+    """Per budget: the most accurate uniform baseline at that budget, and whether auto is at least as
+    accurate with at most its generated tokens."""
+    out = {}
+    for budget, a in auto.items():
+        rivals = [(c["accuracy"], label) for label in BASELINES for b, c in uniform.get(label, {}).items()
+                  if b == budget]
+        if not rivals:
             continue
-        f = probe_features(text[pid], probe, "arith_steps", pik.get(pid))
-        rows.append((f, sum(bool(c["correct"]) for c in rest) / len(rest)))
-    out: dict[str, Any] = {"problems": len(rows), "probe_k": k}
-    estimators = {"probe (default, uncalibrated)": make_estimator("probe", DEFAULT_POLICY),
-                  "probe": make_estimator("probe", policy), "pik": make_estimator("pik", policy)}
-    if policy.learned:
-        estimators["learned"] = make_estimator("learned", policy)
-    rates = [y for _, y in rows]
-    for name, est in estimators.items():
-        d = [est.estimate(f) for f, _ in rows]
-        out[name] = {"spearman": spearman(d, rates), "pearson": pearson(d, rates)}
-    out["pik_available"] = any(v is not None for v in pik.values())
+        best, label = max(rivals)
+        rival_tokens = uniform[label][budget]["tokens"]
+        out[budget] = {"best_uniform": label, "best_uniform_accuracy": best, "best_uniform_tokens": rival_tokens,
+                       "auto_accuracy": a["accuracy"], "auto_tokens": a["tokens"],
+                       "auto_wins": a["accuracy"] >= best and a["tokens"] <= rival_tokens}
     return out
 
 
-def plot(path: Path, curves: dict[str, list[tuple[float, float, int]]], target: float | None) -> None:
+def majority_correct(candidates: list[dict]) -> bool:
+    """Whether the plurality answer of `candidates` is right (ties: the answer seen first)."""
+    counts: dict[Any, list] = {}
+    for c in candidates:
+        counts.setdefault(c.get("answer"), []).append(bool(c.get("correct")))
+    answer, oks = max(counts.items(), key=lambda kv: len(kv[1]))  # max keeps the first of equals
+    return answer is not None and oks[0]
+
+
+def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Per estimator, on held-out problems: the AUROC of its easiness (1 - difficulty, from the first k
+    best-of-N samples, as auto's probe sees them) for "majority@4 solves it", the majority taken over the
+    next 4 samples (not the probe's own); and Spearman between difficulty and the solve rate over all the
+    samples after the probe (negative is right)."""
+    from ttscale.allocate.estimators import make_estimator
+    from ttscale.allocate.features import probe_features
+    from ttscale.allocate.stats import auroc, spearman
+
+    k = policy.probe_k
+    text = {p.id: p.problem for p in problems}
+    top: dict[tuple[str, int], dict] = {}
+    for r in records:
+        key = (str(r["problem_id"]), int(r["seed"]))
+        if r["label"] == "best_of_n" and len(r["candidates"]) > len(top.get(key, {}).get("candidates", [])):
+            top[key] = r
+    names = ["probe", "pik", "learned"] if policy.learned else ["probe", "pik"]
+    estimators = {n: make_estimator(n, policy) for n in names if n != "pik" or "pik" in policy.calibration}
+    d: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    rate: dict[str, list[float]] = defaultdict(list)
+    for (pid, _), r in top.items():
+        probe, rest = r["candidates"][:k], r["candidates"][k:]
+        if len(rest) < 4:
+            continue
+        f = probe_features(text[pid], probe, "arith_steps", pik.get(pid, {}).get("pik"))
+        solved = majority_correct(rest[:4])
+        for name, est in estimators.items():
+            e = est.estimate(f)
+            d[name][pid].append(e)
+            rows[name].append((1.0 - e, solved))
+        rate[pid] += [float(bool(c["correct"])) for c in rest]
+    ids = sorted(rate)
+    out: dict[str, Any] = {"problems": len(ids), "probe_k": k}
+    for name in estimators:
+        out[name] = {"spearman": spearman([float(np.mean(d[name][i])) for i in ids], [float(np.mean(rate[i])) for i in ids]),
+                     "auroc_majority@4": auroc([x for x, _ in rows[name]], [y for _, y in rows[name]])}
+    return out
+
+
+def plot(path: Path, uniform: dict[str, dict[int, dict]], auto: dict[int, dict], target: float | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in curves.items():
-        pts = sorted(pts)
-        ax.plot([t for t, _, _ in pts], [a for _, a, _ in pts], marker="o", label=label)
-        for t, a, b in pts:
-            ax.annotate(str(b), (t, a), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    series = {f"uniform {lab}": cells for lab, cells in uniform.items()}
+    series["auto (fitted policy)"] = auto
+    for label, cells in series.items():
+        pts = sorted((c["tokens"], c["accuracy"], c["ci"], b) for b, c in cells.items())
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        err = np.array([[p[1] - p[2][0] for p in pts], [p[2][1] - p[1] for p in pts]])
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=2, label=label,
+                    linewidth=2.5 if label.startswith("auto") else 1.2)
+        for x, y, _, b in pts:
+            ax.annotate(str(b), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
     if target is not None:
-        ax.axhline(target, color="grey", linestyle=":", label="best_of_n@16 accuracy")
+        ax.axhline(target, color="grey", linestyle=":", label="uniform best_of_n at the largest budget")
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem")
-    ax.set_ylabel("accuracy (held-out arith, levels 1-5)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("accuracy, held-out arith levels 1-5 (95% CI)")
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -181,78 +242,91 @@ def plot(path: Path, curves: dict[str, list[tuple[float, float, int]]], target: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="lab:arith")
-    ap.add_argument("--backend", default="transformers")
+    ap.add_argument("--recipe", default="recipes/arith-lab-policy.yaml", help="the fit grid (strategies, budgets)")
+    ap.add_argument("--model", default=None, help="default: the recipe's (lab:arith)")
+    ap.add_argument("--backend", default=None, help="default: the recipe's (vllm)")
     ap.add_argument("--threads", type=int, default=None, help="transformers/llamacpp threads")
-    ap.add_argument("--n", type=int, default=100, help="problems per seed set (levels 1-5, 20 each at 100)")
-    ap.add_argument("--fit-seed", type=int, default=0)
-    ap.add_argument("--eval-seed", type=int, default=1)
-    ap.add_argument("--budgets", default="2,4,8,16,32")
+    ap.add_argument("--policy", default=None, help="judge this policy file instead of fitting one")
+    ap.add_argument("--n", type=int, default=100, help="problems per set (levels 1-5, 20 each at 100)")
+    ap.add_argument("--fit-seed", type=int, default=0, help="generator seed of the training-family problems")
+    ap.add_argument("--eval-seed", type=int, default=0, help="generator seed of the held-out-family problems")
+    ap.add_argument("--seeds", default="0,1,2", help="sampling seeds of the held-out runs")
+    ap.add_argument("--budgets", default="4,8,16,32")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.8)
-    ap.add_argument("--max-inflight", type=int, default=512)
-    ap.add_argument("--no-particle", action="store_true", help="skip the particle baseline (faster)")
     ap.add_argument("--out", default="runs/allocation")
     args = ap.parse_args()
     args.budgets = sorted({int(b) for b in args.budgets.split(",")})
+    seeds = [int(s) for s in args.seeds.split(",")]
 
-    from ttscale import Engine
-    from ttscale.allocate import DEFAULT_POLICY
-    from ttscale.allocate.calibrate import calibrate, summary_lines, write_policy
+    from ttscale.allocate import load_policy
+    from ttscale.bench.ray_exec import build_engine
+    from ttscale.allocate.calibrate import calibrate, pik_features, summary_lines, write_policy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    opts = {"threads": args.threads} if args.threads else {}
     t0 = time.perf_counter()
-    engine = Engine(backend=args.backend, model=args.model, **opts)
+    eval_config = grid_config(args, "heldout", args.eval_seed, seeds, "eval")
+    engine = build_engine(eval_config)
 
-    fit_problems, fit_records = run_grid(engine, args, args.fit_seed, out / "fit")
-    eval_problems, eval_records = run_grid(engine, args, args.eval_seed, out / "eval")
-    pik_fit, pik_eval = pik_scores(engine, fit_problems), pik_scores(engine, eval_problems)
-    extra = {pid: {"pik": v} for pid, v in pik_fit.items() if v is not None}
+    if args.policy:
+        policy = load_policy(args.policy)
+    else:
+        fit_config = grid_config(args, "train", args.fit_seed, [0], "fit")
+        run_grid(engine, fit_config, out / "fit")
+        manifests = [json.loads((out / "fit" / "manifest.json").read_text())]
+        cal = calibrate([out / "fit"], manifests=manifests, extra_features=pik_features(manifests, engine))
+        write_policy(cal, out / "policy.json")
+        print("\n".join(summary_lines(cal)), flush=True)
+        policy = cal.policy
 
-    cal = calibrate([out / "fit"], records=fit_records, manifests=[json.loads((out / "fit" / "manifest.json").read_text())],
-                    extra_features=extra)
-    write_policy(cal, out / "policy.json")
-    print("\n".join(summary_lines(cal)), flush=True)
-    policy = cal.policy
+    problems, records = run_grid(engine, eval_config, out / "eval")
+    records = [r for r in records if int(r["budget"]) in args.budgets]
+    uniform = uniform_cells(records)
+    auto = auto_cells([run_auto(engine, args, problems, b, s, policy, out) for b in args.budgets for s in seeds])
+    pik = pik_features([json.loads((out / "eval" / "manifest.json").read_text())], engine)
 
-    uniform = uniform_curves(eval_records, len(eval_problems))
-    auto = {"auto (fitted policy)": [run_auto(engine, args, eval_problems, b, policy, "fitted", out) for b in args.budgets],
-            "auto (default policy)": [run_auto(engine, args, eval_problems, b, DEFAULT_POLICY, "default", out)
-                                      for b in args.budgets]}
-
-    target = uniform.get("best_of_n", {}).get(16)
-    curves: dict[str, list[tuple[float, float, int]]] = {
-        f"uniform {lab}": [(c["tokens"], c["accuracy"], b) for b, c in cells.items()] for lab, cells in uniform.items()}
-    for tag, runs in auto.items():
-        curves[tag] = [(r["tokens"], r["accuracy"], r["budget"]) for r in runs]
-    ratios = {}
+    largest = max(args.budgets)
+    target = uniform.get("best_of_n", {}).get(largest)
+    reach = None
     if target:
-        for tag in auto:
-            t = tokens_to_reach([(x, a) for x, a, _ in curves[tag]], target["accuracy"])
-            ratios[tag] = {"tokens": t, "ratio": None if t is None else t / target["tokens"]}
-    corr = estimator_correlations(policy, eval_problems, eval_records, pik_eval, policy.probe_k)
-    plot(out / "accuracy_vs_tokens.png", curves, target["accuracy"] if target else None)
+        t = tokens_to_reach([(c["tokens"], c["accuracy"]) for c in auto.values()], target["accuracy"])
+        reach = {"target": f"best_of_n@{largest}", "accuracy": target["accuracy"], "its_tokens": target["tokens"],
+                 "auto_tokens": t, "share": None if t is None else t / target["tokens"]}
+    wins = verdicts(uniform, auto)
+    corr = estimator_quality(policy, problems, records, pik)
+    plot(out / "accuracy_vs_tokens.png", uniform, auto, target["accuracy"] if target else None)
 
-    summary = {
-        "model": args.model, "backend": args.backend, "n": args.n, "fit_seed": args.fit_seed, "eval_seed": args.eval_seed,
-        "budgets": args.budgets, "max_tokens": args.max_tokens, "temperature": args.temperature,
-        "uniform": uniform,
-        "auto": {tag: [{k: v for k, v in r.items() if k != "problems"} for r in runs] for tag, runs in auto.items()},
-        "best_of_n@16": target, "token_ratio_to_match_best_of_n@16": ratios,
-        "estimator_correlation": corr, "policy_fit": policy.fit, "seconds": round(time.perf_counter() - t0, 1),
-    }
+    summary = {"model": eval_config.model, "backend": eval_config.backend, "n": args.n, "seeds": seeds,
+               "fit_seed": args.fit_seed, "eval_seed": args.eval_seed, "budgets": args.budgets,
+               "policy": args.policy or str(out / "policy.json"), "uniform": uniform, "auto": auto,
+               "auto_vs_best_uniform": wins, "reach": reach, "estimators": corr,
+               "policy_fit": policy.fit, "seconds": round(time.perf_counter() - t0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    lines = [f"# auto vs uniform on held-out arith ({args.model}, {args.n} problems, levels 1-5)", "",
-             "| strategy | " + " | ".join(f"@{b}" for b in args.budgets) + " |",
-             "|---|" + "---|" * len(args.budgets)]
-    for label, pts in curves.items():
-        by_b = {b: (t, a) for t, a, b in pts}
-        lines.append(f"| {label} | " + " | ".join(f"{by_b[b][1]:.3f} ({by_b[b][0]:.0f} tok)" if b in by_b else "-"
-                                                 for b in args.budgets) + " |")
-    lines += ["", f"best_of_n@16: {target}", f"tokens for auto to reach it: {ratios}", "",
-              "difficulty vs solve rate (held-out): " + json.dumps(corr)]
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None or x != x else f"{x:.2f}"
+
+    def cell(c: dict | None) -> str:
+        return "-" if c is None else f"{c['accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] ({c['tokens']:,.0f})"
+
+    lines = [f"# auto vs uniform, held-out arith levels 1-5 ({eval_config.model}, {len(problems)} problems x "
+             f"seeds {args.seeds}); accuracy [95% CI] (generated tokens per problem)", "",
+             "| strategy | " + " | ".join(f"@{b}" for b in args.budgets) + " |", "|---|" + "---|" * len(args.budgets)]
+    for label, cells in uniform.items():
+        lines.append(f"| uniform {label} | " + " | ".join(cell(cells.get(b)) for b in args.budgets) + " |")
+    lines.append("| **auto** | " + " | ".join(cell(auto.get(b)) for b in args.budgets) + " |")
+    lines += ["", "auto >= best uniform (best_of_n, beam, particle) at <= tokens: "
+              + ", ".join(f"@{b} {'yes' if w['auto_wins'] else 'no'} (vs {w['best_uniform']} "
+                          f"{w['best_uniform_accuracy']:.2f})" for b, w in wins.items()),
+              f"tokens for auto to reach {reach['target']} ({reach['accuracy']:.2f}): "
+              + (f"{reach['auto_tokens']:.0f} = {reach['share']:.3f} of its {reach['its_tokens']:.0f}"
+                 if reach and reach["auto_tokens"] is not None else "not reached") if reach else "no best_of_n baseline",
+              "estimators on held-out problems (Spearman of difficulty vs solve rate, -1 is perfect; AUROC for "
+              "majority@4 solving it): " + ", ".join(f"{k} {num(v['spearman'])} / {num(v['auroc_majority@4'])}"
+                                                     for k, v in corr.items() if isinstance(v, dict)),
+              "auto chose: " + "; ".join(f"@{b} {c['chosen']}" for b, c in auto.items()),
+              f"{time.perf_counter() - t0:.0f} s"]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

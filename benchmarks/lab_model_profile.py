@@ -22,6 +22,8 @@ import os
 import time
 from pathlib import Path
 
+from ttscale.allocate.stats import auroc
+
 STRATEGIES = {  # label -> (strategy, budget, options)
     "best_of_n@8": ("best_of_n", 8, {}),
     "particle@4": ("particle", 4, {"verifier": "arith_steps"}),
@@ -47,27 +49,6 @@ def done_keys(path: Path) -> dict[str, dict]:
 def append(path: Path, rec: dict) -> None:
     with path.open("a") as f:
         f.write(json.dumps(rec) + "\n")
-
-
-def auroc(scores: list[float], labels: list[bool]) -> float:
-    """P(score of a good step > score of a bad step), ties half: the Mann-Whitney form of the AUROC."""
-    import numpy as np
-
-    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
-    pos, neg = s[y], s[~y]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    allv = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < len(allv):  # average ranks over ties
-        j = i
-        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def main() -> None:

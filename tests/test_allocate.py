@@ -351,3 +351,93 @@ def test_verifier_none_means_no_verifier():
     engine, _ = engine_for(stepwise_script)
     r = engine.solve("split problem", strategy="auto", budget=8, verifier="none")
     assert alloc(r)["strategy"] == "best_of_n" and r.details["verifier"] is None
+
+
+# -- per-bin strategies: planted, mixed, and the model's own policy ------------------------------------------
+
+def planted_records(n_problems=90, seed=0):
+    """Three kinds of problems (easy, middling, hard by solve rate), and per kind a planted best strategy:
+    easy: best_of_n@4 is already perfect; middling: particle beats everything at 16; hard: refine@8 is the
+    only thing that helps. Every strategy is measured at every budget, so calibrate must find the plants."""
+    rng = np.random.default_rng(seed)
+    plant = {"easy": ("best_of_n", 4), "mid": ("particle", 16), "hard": ("refine", 8)}
+    records = []
+    for i in range(n_problems):
+        kind = ("easy", "mid", "hard")[i % 3]
+        p = {"easy": 0.95, "mid": 0.45, "hard": 0.08}[kind]
+        answers = ["gold" if rng.random() < p else f"w{rng.integers(0, 3 if kind != 'hard' else 60)}" for _ in range(16)]
+        ids: dict[str, int] = {}
+        cands = [{"answer": a, "correct": a == "gold", "cluster": ids.setdefault(a, len(ids)),
+                  "scores": {"logprob": 0.8}, "tokens": 50, "finish_reason": "stop"} for a in answers]
+        base = {"problem_id": f"p{i}", "seed": 0, "level": 1, "gold": "gold"}
+        for label in ("best_of_n", "particle", "refine"):
+            for b in (4, 8, 16):
+                best_label, best_budget = plant[kind]
+                ok = label == best_label and b >= best_budget
+                if kind == "easy" and label == "best_of_n":
+                    ok = True
+                rec = {**base, "label": label, "strategy": label, "budget": b, "correct": ok,
+                       "candidates": cands[:b] if label == "best_of_n" else [],
+                       "ledger": {"generated_tokens": 50 * b}}
+                records.append(rec)
+    return records
+
+
+def test_calibrate_recovers_a_planted_best_strategy_per_bin():
+    cal = calibrate(["planted"], records=planted_records(), manifests=[], probe_k=4, n_bins=3, min_per_bin=10)
+    p = cal.policy
+    assert len(p.bins) == 3
+    chosen = [(p.entry(b).strategy, p.entry(b).budget) for b in range(3)]
+    assert chosen == [("best_of_n", 4), ("particle", 16), ("refine", 8)], chosen
+    # and the allocator runs what the bin prefers at the budget a prompt holds
+    assert p.choose(1, 16, "arith_steps")[1] == "particle"
+    assert p.choose(2, 8, None)[1] == "refine"  # refine runs without a verifier
+    assert p.choose(1, 16, None)[1] != "particle"  # a search needs one
+
+
+def two_bin_policy(hard_strategy: str) -> Policy:
+    """Easy prompts: best_of_n; the rest: `hard_strategy`, which gains more per candidate there."""
+    rising = {2: 0.1, 4: 0.3, 8: 0.5, 16: 0.7}
+    return Policy.from_dict({
+        "bins": [0.25, 1.0],
+        "table": {"0": {"strategy": "best_of_n", "budget": 4, "curves": {"best_of_n": {1: 0.9, 4: 1.0}}},
+                  "1": {"strategy": hard_strategy, "budget": 16,
+                        "curves": {"best_of_n": {1: 0.1, 4: 0.15, 16: 0.2}, hard_strategy: rising}}},
+        "strategies": {"best_of_n": {"strategy": "best_of_n"}, hard_strategy: {"strategy": hard_strategy}},
+    })
+
+
+@pytest.mark.parametrize("hard_strategy", ["parallel_thinking", "refine"])
+@pytest.mark.parametrize("budget", [4, 8])
+def test_budget_is_conserved_with_mixed_strategies_across_bins(hard_strategy, budget):
+    engine, backend = engine_for(mixed_script)
+    results = engine.solve_batch(PROMPTS, strategy="auto", budget=budget, seed=3, policy=two_bin_policy(hard_strategy))
+    spent = sum(len(r.candidates) for r in results)
+    assert spent <= budget * len(PROMPTS)
+    assert sum(req.n for call in backend.calls for req in call) == spent
+    used = {alloc(r)["strategy"] for r in results}
+    assert "best_of_n" in used and f"best_of_n+{hard_strategy}" in used, used  # both bins ran their own
+    for r in results:
+        assert r.ledger.candidates == len(r.candidates) == alloc(r)["budget_received"]
+        if hard_strategy in alloc(r)["strategy"]:
+            assert alloc(r)["bin"] == 1 and {c.meta.get("strategy") for c in r.candidates} >= {hard_strategy}
+
+
+def test_the_model_folder_policy_is_used_when_none_is_given(tmp_path):
+    policy = two_bin_policy("parallel_thinking")
+    policy.source = "fitted for this model"
+    policy.save(tmp_path / "policy.json")
+    (tmp_path / "ttscale.json").write_text(json.dumps({"prompt_template": "{problem}"}))
+    backend = FakeBackend(mixed_script)
+    backend.model_path = str(tmp_path)
+    engine = Engine(backend=backend, checker=ExactChecker())
+    assert engine.defaults.policy == str(tmp_path / "policy.json")
+    r = engine.solve("split a", strategy="auto", budget=8)
+    assert alloc(r)["policy"] == "fitted for this model"
+    r = engine.solve("split a", strategy="auto", budget=8, policy=DEFAULT_POLICY)  # a given policy wins
+    assert alloc(r)["policy"] == "default"
+    (tmp_path / "policy.json").write_text("{not json")  # a damaged policy: one clear error at the solve
+    with pytest.raises(TTScaleError, match="policy.json is not JSON"):
+        Engine(backend=backend, checker=ExactChecker()).solve("split a", strategy="auto", budget=8)
+    (tmp_path / "policy.json").unlink()
+    assert Engine(backend=backend, checker=ExactChecker()).defaults.policy is None

@@ -51,3 +51,34 @@ def test_bench_calibrate_and_solve_with_the_fitted_policy(tmp_path):
     assert fitted["probe_k"] == 2 and fitted["fit"]["problems"] == 3
     out = solve_json(PROBLEM, "--strategy", "auto", "--budget", "2", "--max-tokens", "24", "--policy", str(policy))
     assert out["details"]["allocation"]["policy"].startswith("calibrate:")
+
+
+def test_lab_model_policy_fitted_with_pik_ships_in_its_folder(tmp_path):
+    """The lab model's own path: bench on the training families, calibrate with P(IK) asked of the model
+    (it has single-token Yes/No), the policy placed in a copy of the model folder, and `auto` using it
+    with no --policy; then an explicit --policy still wins."""
+    import shutil
+
+    from ttscale.lab import resolve_lab_model
+
+    run = tmp_path / "run"
+    proc = run_cli("bench", "--model", "lab:arith", "--backend", "transformers", "--dataset", "arith", "--split", "train",
+                   "--levels", "1,2", "--n", "6", "--strategies", "best_of_n", "--budgets", "4", "--quiet",
+                   "--out", str(run), timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = tmp_path / "arith"
+    shutil.copytree(resolve_lab_model("lab:arith"), model)
+    proc = run_cli("calibrate", "--records", str(run), "--pik", "--backend", "transformers", "--bins", "2",
+                   "--min-per-bin", "1", "--out", str(model / "policy.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fitted = json.loads((model / "policy.json").read_text())
+    assert "pik" in fitted["fit"]["estimators"] and "pik" in fitted["calibration"]
+    out = solve_json(PROBLEM, "--model", str(model), "--backend", "transformers", "--strategy", "auto",
+                     "--budget", "4", "--max-tokens", "64")
+    assert out["details"]["allocation"]["policy"].startswith("calibrate:")
+    from ttscale.allocate import DEFAULT_POLICY
+
+    DEFAULT_POLICY.save(tmp_path / "builtin.json")
+    out = solve_json(PROBLEM, "--model", str(model), "--backend", "transformers", "--strategy", "auto",
+                     "--budget", "4", "--max-tokens", "64", "--policy", str(tmp_path / "builtin.json"))
+    assert out["details"]["allocation"]["policy"] == "default"

@@ -127,14 +127,30 @@ def test_sampling_is_seeded_heterogeneous_and_has_logprobs(backend) -> None:
         assert all(lp <= 0 for lp in c.logprobs)
 
 
-def test_stop_string_truncates_text_and_tokens(backend) -> None:
-    row = held_out(3, 1)[0]
-    req = GenRequest(_prompt(backend, row["problem"]), 2, Sampling(temperature=0.5, max_tokens=256, stop=("\n\n",), seed=1))
+def test_stop_string_ends_a_step_that_continues_where_it_stopped(backend) -> None:
+    """The Completion contract step searches rely on: text stops before the stop string, `stop` names it,
+    and the token ids include it, so prompt + ids continues with the next step (not an empty one)."""
+    row = held_out(3, 2)[0]
+    prompt = _prompt(backend, row["problem"])
+    req = GenRequest(prompt, 2, Sampling(temperature=0.5, max_tokens=256, stop=("\n\n",), seed=1))
     [res] = backend.generate([req])
     for c in res.completions:
-        assert c.finish_reason == "stop" and "\n\n" not in c.text
+        assert c.finish_reason == "stop" and c.stop == "\n\n" and "\n\n" not in c.text
         assert claim_is_correct(c.text) is not None  # exactly the first step
-        assert backend.tokenizer.decode(c.token_ids) == c.text
+        assert backend.tokenizer.decode(c.token_ids).startswith(c.text + "\n\n")
+        [nxt] = backend.generate([GenRequest(prompt + tuple(c.token_ids), 1, Sampling(temperature=0.0, max_tokens=64, stop=("\n\n",)))])
+        assert nxt.completions[0].text.strip(), "the continuation must be the next step"
+    [res] = backend.generate([GenRequest(prompt, 1, Sampling(temperature=0.0, max_tokens=256))])
+    assert res.completions[0].stop is None  # ended by EOS: no stop string
+
+
+def test_particle_on_transformers_grows_solutions_step_by_step(backend) -> None:
+    """Found by benchmarks/allocation.py: step searches on this backend once ended after the first step."""
+    from ttscale import Engine
+
+    row = held_out(3, 2)[0]
+    r = Engine(backend=backend).solve(row["problem"], strategy="particle", budget=2, verifier="arith_steps", seed=0)
+    assert all(len(c.meta["steps"]) >= 2 and "The answer is" in c.text for c in r.candidates), [c.text for c in r.candidates]
 
 
 def test_max_tokens_gives_length_and_mixed_prompt_lengths_batch(backend) -> None:

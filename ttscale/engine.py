@@ -254,6 +254,8 @@ class Engine:
         from verifiers import extract_answer
 
         options = {"step_delimiter": self.defaults.step_delimiter, **options}
+        if strategy == "auto" and options.get("policy") is None and self.defaults.policy:
+            options["policy"] = self.defaults.policy  # the policy fitted for this model
         typed = parse_options(strategy, options_class(strategy), options) if strategy else None
         return Task(
             opts=typed,

@@ -33,6 +33,12 @@ class ModelDefaults:
     step_delimiter: str = DEFAULT_STEP_DELIMITER
     max_tokens: int = 512
     system_prompt: str | None = None
+    # The allocation policy fitted for this model: `policy.json` in the model folder (`ttscale calibrate
+    # --out FOLDER/policy.json`), `auto`'s policy when none is passed. Found, not read from ttscale.json.
+    policy: str | None = None
+
+
+POLICY_FILE = "policy.json"
 
 
 def cache_dir() -> Path:
@@ -125,9 +131,15 @@ def model_defaults(model_path: str | Path | None) -> ModelDefaults:
     if model_path is None:
         return ModelDefaults()
     path = Path(model_path)
-    cfg = (path if path.is_dir() else path.parent) / "ttscale.json"
-    if not cfg.is_file():
-        return ModelDefaults()
-    data = json.loads(cfg.read_text())
-    known = {k: v for k, v in data.items() if k in ModelDefaults.__dataclass_fields__}
+    folder = path if path.is_dir() else path.parent
+    cfg = folder / "ttscale.json"
+    known: dict = {}
+    if cfg.is_file():
+        try:
+            data = json.loads(cfg.read_text())
+        except ValueError as e:
+            raise TTScaleError(f"{cfg} is not valid JSON ({e})", "fix the file, or delete it to use the general defaults") from None
+        known = {k: v for k, v in data.items() if k in ModelDefaults.__dataclass_fields__ and k != "policy"}
+    if (folder / POLICY_FILE).is_file():
+        known["policy"] = str(folder / POLICY_FILE)
     return ModelDefaults(**known)

@@ -92,6 +92,27 @@ def problem_texts(manifests: list[dict[str, Any]], data_dir: str | None = None) 
     return texts
 
 
+def pik_features(manifests: list[dict[str, Any]], engine: Any = None, data_dir: str | None = None,
+                 backend: str | None = None) -> dict[str, dict[str, float]]:
+    """P(IK) of every problem the runs hold, as calibrate's `extra_features`: asked of the runs' own model
+    (or `engine`'s) in one batched call. Why apart: bench records carry samples, not the model's answer
+    to "can you solve this?", and the `pik` and `learned` estimators need it."""
+    from ttscale.requests import Score
+
+    texts = problem_texts(manifests, data_dir)
+    if not texts:
+        raise TTScaleError("--pik needs the problems, and the runs' datasets could not be reloaded",
+                           "pass --data-dir, or calibrate without --pik")
+    if engine is None:
+        from ttscale import Engine
+
+        config = manifests[0].get("config", {})
+        engine = Engine(backend=backend or config.get("backend"), model=config.get("model"))
+    ids = sorted(texts)
+    scores, _ = engine.scorer("pik").score_batch([Score("pik", texts[i], (("",),)) for i in ids])
+    return {i: {"pik": s[0][0]} for i, s in zip(ids, scores) if s[0][0] is not None}
+
+
 def strategy_specs(records: list[BenchRecord], manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     for man in manifests:

@@ -12,8 +12,9 @@ is still open, and:
    or no prompt gains `min_gain` per candidate. Settled and hopeless prompts (flat curves) get nothing;
 4. stops the prompts whose answer cannot change within what they were allotted (leader's votes exceed
    the runner-up's plus the allotment), hands that back, and shares again;
-5. gives each remaining prompt its next wave: a doubling of its samples, or, when the policy prefers a
-   search for its bin and a verifier is configured, the whole allotment as one particle/beam run.
+5. gives each remaining prompt its next wave: a doubling of its samples, or, when the policy prefers
+   another strategy for its bin (and it can run: searches need a verifier), the whole allotment as one
+   run of it (particle, beam, parallel_thinking, refine).
 
 Every wave is spent through the scheduler with all prompts at once, and the pool is only ever reduced by
 candidates actually allotted, so sum(candidates) <= B x prompts holds exactly.
@@ -46,7 +47,7 @@ class PromptState:
     features: dict[str, float] = field(default_factory=dict)  # of the probes
     allowance: int = 0  # planned total candidates at the latest decision
     waves: list[dict[str, Any]] = field(default_factory=list)
-    searched: bool = False  # a search (particle/beam) spent this prompt's allotment
+    searched: bool = False  # the bin's strategy (a search, parallel_thinking, refine) spent the allotment
     done: bool = False
     closed: bool = False  # ended or failed: the controller's decisions no longer wait for it
     reason: str = ""
@@ -153,7 +154,7 @@ class Controller:
         c = s.spent
         if s.searched:
             w = s.waves[-1] if s.waves else {}
-            return (f"searched: {w.get('strategy', 'search')} with {w.get('n', '?')} after a split vote "
+            return (f"ran {w.get('strategy', 'a search')} with {w.get('n', '?')} candidates after a split vote "
                     f"(difficulty {w.get('difficulty', 0.0):.2f}), then stopped")
         counts = vote_counts(s.candidates, self.verifier or "logprob")  # the leader rule of the final vote
         lead, second = leader_runner_up(s.candidates)
@@ -250,8 +251,8 @@ class Controller:
 
     def next_wave(self, s: PromptState) -> Plan:
         more = s.allowance - s.spent
-        label, name, settings = self.policy.choose(s.bin, s.allowance, self.verifier)
-        if name != "best_of_n" and self.verifier and more >= self.policy.min_particles:
+        label, name, settings = self.policy.choose(s.bin, s.allowance, self.verifier)  # only usable labels
+        if name != "best_of_n" and more >= self.policy.min_particles:
             return Plan(stop=False, kind="search", n=more, strategy=name, label=label, settings=settings)
         n = min(more, max(s.spent, self.probe_k))
         return Plan(stop=False, kind="sample", n=n)

@@ -136,13 +136,16 @@ def sample_wave(task: Task, state: PromptState, n: int, verifier: str | None, ph
 
 
 def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None, how: str) -> StrategyGen:
-    """One step-level search (particle, beam, ...) with the prompt's whole remaining allotment."""
+    """One run of the strategy the bin prefers (particle, beam, parallel_thinking, refine) with the prompt's
+    whole remaining allotment."""
     from ttscale.strategies.base import strategies
 
     own = set(fields_of(options_class("auto"))) - {"verifier", *ENGINE_OPTIONS}  # auto's; the rest is handed on
     options = {k: v for k, v in task.options.items() if k not in own}
     options.update(plan.settings)
-    options["verifier"] = verifier
+    options.pop("verifier", None)
+    if verifier:  # parallel_thinking and refine run without one
+        options["verifier"] = verifier
     sub = replace(task, budget=plan.n, options=options, best_so_far=None)
     out = yield from strategies.get(plan.strategy)(sub)
     for c in out.candidates:

@@ -94,6 +94,16 @@ def pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """P(score of a positive > score of a negative), ties half: the Mann-Whitney form (nan without both)."""
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = _ranks(np.asarray(scores, dtype=float)) + 1  # 1-based average ranks
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 3:
         return None

@@ -6,7 +6,7 @@ running) and returns, for each, n completions with token ids, text, optional log
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 from ttscale.requests import GenRequest, GenResult
 
@@ -76,3 +76,9 @@ class HFTokenizer:
             return list(out)
         # Base models without a template: plain concatenation, so they still see the problem.
         return self.encode("\n\n".join(m["content"] for m in messages) + "\n\n")
+
+
+def find_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
+    """(index, stop string) of the earliest stop string in `text`, if any: where a completion ends."""
+    hits = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
+    return min(hits) if hits else None

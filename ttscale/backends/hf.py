@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ttscale.backends.registry import register_backend
-from ttscale.backends.base import HFTokenizer
+from ttscale.backends.base import HFTokenizer, find_stop
 from ttscale.errors import TTScaleError
 from ttscale.models import DEFAULT_MODEL, hf_model_path, is_default
 from ttscale.requests import Completion, GenRequest, GenResult
@@ -27,6 +27,7 @@ class _Row:
     logprobs: list[float] = field(default_factory=list)
     text: str | None = None  # set when finished by a stop string (truncated text)
     finish: str | None = None
+    stop: str | None = None  # the stop string that ended it (step searches tell a step from the end by it)
 
 
 @register_backend("transformers")
@@ -100,7 +101,7 @@ class TransformersBackend:
     def _completion(self, row: _Row, req: GenRequest) -> Completion:
         text = row.text if row.text is not None else self.tokenizer.decode(row.ids)
         return Completion(token_ids=row.ids, text=text, finish_reason=row.finish or "length",
-                          logprobs=row.logprobs if req.sampling.logprobs else None)
+                          logprobs=row.logprobs if req.sampling.logprobs else None, stop=row.stop)
 
     def _decode(self, rows: list[_Row], requests: list[GenRequest], gens: list) -> None:
         """KV-cached decoding of `rows` (left-padded) until each hits EOS, a stop string or max_tokens."""
@@ -154,13 +155,11 @@ class TransformersBackend:
             return
         if req.sampling.stop:
             text = self.tokenizer.decode(row.ids)
-            cut = min((p for p in (text.find(s) for s in req.sampling.stop if s) if p >= 0), default=-1)
-            if cut >= 0:
-                row.text = text[:cut]
-                # Keep the longest token prefix whose text is still inside the truncated text.
-                while row.ids and not row.text.startswith(self.tokenizer.decode(row.ids)):
-                    row.ids.pop()
-                    row.logprobs.pop()
+            found = find_stop(text, req.sampling.stop)
+            if found:
+                # The text stops before the stop string; the ids keep the tokens that made it, so a
+                # continuation from prompt + ids resumes after the delimiter (the Completion contract).
+                row.text, row.stop = text[:found[0]], found[1]
                 row.finish = "stop"
                 return
         if len(row.ids) >= limit:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ttscale.backends.registry import register_backend
-from ttscale.backends.base import Message, TokenHook
+from ttscale.backends.base import Message, TokenHook, find_stop
 from ttscale.backends.prefix_order import PrefixOrder, common_prefix
 from ttscale.backends.threads import auto_threads
 from ttscale.errors import TTScaleError
@@ -155,7 +155,7 @@ class LlamaCppBackend:
                 finish = "stop"
                 break
             if s.stop:
-                cut = _first_stop(self.tokenizer.decode(out_ids[-64:]), s.stop)
+                cut = find_stop(self.tokenizer.decode(out_ids[-64:]), s.stop)
                 if cut is not None:
                     finish = "stop"
                     break
@@ -166,9 +166,10 @@ class LlamaCppBackend:
             hook(0, 1)
         body = out_ids[:-1] if out_ids and llama_cpp.llama_vocab_is_eog(vocab, out_ids[-1]) else out_ids
         text = self.tokenizer.decode(body)
-        if cut is not None:
-            text = text[: _first_stop(text, s.stop)]
-        stop = _matched_stop(self.tokenizer.decode(body), s.stop) if cut is not None else None
+        found = find_stop(text, s.stop) if cut is not None else None
+        stop = found[1] if found else None
+        if found:
+            text = text[: found[0]]
         comp = Completion(token_ids=out_ids, text=text, finish_reason=finish, logprobs=logprobs, top_logprobs=tops,
                           stop=stop)
         return comp, len(prompt) - reused, reused
@@ -180,15 +181,3 @@ class LlamaCppBackend:
 def _logsumexp(x: np.ndarray) -> float:
     m = float(np.max(x))
     return m + float(np.log(np.sum(np.exp(x - m))))
-
-
-def _matched_stop(text: str, stops: tuple[str, ...]) -> str | None:
-    """The stop string that occurs first in `text`."""
-    hits = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
-    return min(hits)[1] if hits else None
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index where the earliest stop string begins in `text`, if any."""
-    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return min(hits) if hits else None

@@ -98,7 +98,8 @@ def probe_budgets(config: BenchConfig) -> None:
         for budget in config.budgets_for(spec):
             task = Task(problem="1 + 1", prompt_ids=(1, 2, 3), budget=budget, rng=np.random.default_rng(0),
                         sampling=Sampling(max_tokens=config.sampling.max_tokens or 64), extract=lambda text: None,
-                        cluster=lambda answers: [None] * len(answers), options=options)
+                        cluster=lambda answers: [None] * len(answers), options=options,
+                        render=lambda messages: (1, 2, 3), messages=(("user", "1 + 1"),))  # as if chat
             gen = fn(task)
             try:
                 next(gen)

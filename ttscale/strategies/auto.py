@@ -1,8 +1,9 @@
 """`auto`: difficulty-aware allocation (ttscale.allocate) as a strategy for one prompt.
 
 Probes the prompt with a few samples, estimates its difficulty, then escalates as the policy says: more
-samples, then a step-level search when the vote is still split and a verifier is configured, stopping
-early on consensus; at most `budget` candidates. Prompts submitted together (`engine.solve_batch`) go
+samples, or the strategy the policy prefers for the prompt's difficulty bin (a step-level search, which
+needs a verifier; parallel thinking or refine, which a model trained for them can run without one),
+stopping early on consensus; at most `budget` candidates. Prompts submitted together (`engine.solve_batch`) go
 through `auto.together`: the same coroutine for every prompt with one shared pool of budget x prompts,
 so budget moves between prompts (at most the policy's per-prompt cap each). A prompt submitted alone
 (asolve, a bench cell, `ttscale solve`) decides alone.
@@ -28,7 +29,7 @@ class AutoOptions(StrategyOptions):
     aggregate: str = "majority"  # majority | weighted | top over all candidates
     verifier: str | None = None  # a process verifier: verifier features, and searches for split votes
     # Options of the strategies auto may run are accepted and handed on to them.
-    passes_to: ClassVar[tuple[str, ...]] = ("best_of_n", "beam", "dvts", "particle")
+    passes_to: ClassVar[tuple[str, ...]] = ("best_of_n", "beam", "dvts", "particle", "parallel_thinking", "refine")
 
 
 @register_strategy("auto", options=AutoOptions)
