@@ -153,6 +153,22 @@ def test_particle_on_transformers_grows_solutions_step_by_step(backend) -> None:
     assert all(len(c.meta["steps"]) >= 2 and "The answer is" in c.text for c in r.candidates), [c.text for c in r.candidates]
 
 
+def test_top_logprobs_give_pik_a_signal_on_transformers(backend) -> None:
+    """P(IK) reads P("Yes") from the top-k log-probabilities, which this backend once never returned."""
+    import ttscale.allocate.pik  # noqa: F401  (registers it)
+    from ttscale.requests import Score
+    from ttscale.scoring import scorers
+
+    easy, hard = held_out(1, 1)[0]["problem"], held_out(5, 1)[0]["problem"]
+    (scores, tokens) = scorers.get("pik")(backend).score_batch([Score("pik", p, (("",),)) for p in (easy, hard)])
+    [[easy_p]], [[hard_p]] = scores
+    assert easy_p is not None and hard_p is not None and 0.0 < hard_p < easy_p < 1.0 and tokens > 0
+    [res] = backend.generate([GenRequest(_prompt(backend, easy), 1, Sampling(temperature=0.0, max_tokens=3, top_logprobs=5))])
+    c = res.completions[0]
+    assert len(c.top_logprobs) == len(c.token_ids) and all(len(t) == 5 for t in c.top_logprobs)
+    assert c.token_ids[0] in c.top_logprobs[0]  # greedy: the chosen token is among the most likely
+
+
 def test_max_tokens_gives_length_and_mixed_prompt_lengths_batch(backend) -> None:
     short, long = held_out(1, 1)[0], held_out(5, 1)[0]
     reqs = [GenRequest(_prompt(backend, p["problem"]), 1, Sampling(temperature=0, max_tokens=m))

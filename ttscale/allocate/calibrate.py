@@ -97,6 +97,7 @@ def pik_features(manifests: list[dict[str, Any]], engine: Any = None, data_dir: 
     """P(IK) of every problem the runs hold, as calibrate's `extra_features`: asked of the runs' own model
     (or `engine`'s) in one batched call. Why apart: bench records carry samples, not the model's answer
     to "can you solve this?", and the `pik` and `learned` estimators need it."""
+    import ttscale.allocate.pik  # noqa: F401  (registers the `pik` scorer)
     from ttscale.requests import Score
 
     texts = problem_texts(manifests, data_dir)

@@ -25,6 +25,7 @@ class _Row:
     prompt: tuple[int, ...]
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    tops: list[dict[int, float]] = field(default_factory=list)  # per position, when top_logprobs is asked
     text: str | None = None  # set when finished by a stop string (truncated text)
     finish: str | None = None
     stop: str | None = None  # the stop string that ended it (step searches tell a step from the end by it)
@@ -101,7 +102,8 @@ class TransformersBackend:
     def _completion(self, row: _Row, req: GenRequest) -> Completion:
         text = row.text if row.text is not None else self.tokenizer.decode(row.ids)
         return Completion(token_ids=row.ids, text=text, finish_reason=row.finish or "length",
-                          logprobs=row.logprobs if req.sampling.logprobs else None, stop=row.stop)
+                          logprobs=row.logprobs if req.sampling.logprobs else None,
+                          top_logprobs=row.tops if req.sampling.top_logprobs else None, stop=row.stop)
 
     def _decode(self, rows: list[_Row], requests: list[GenRequest], gens: list) -> None:
         """KV-cached decoding of `rows` (left-padded) until each hits EOS, a stop string or max_tokens."""
@@ -140,6 +142,10 @@ class TransformersBackend:
                     tok = int(nxt[b])
                     row.ids.append(tok)
                     row.logprobs.append(float(logp[b, tok]))
+                    k = requests[row.req].sampling.top_logprobs
+                    if k:  # P(IK) and self_judge read P("Yes") among the k most likely tokens
+                        values, idx = logp[b].topk(min(int(k), logp.shape[-1]))
+                        row.tops.append(dict(zip(idx.tolist(), values.tolist())))
                     self._check_finished(row, requests[row.req], limits[b])
                 if all(row.finish is not None for row in rows):
                     break
@@ -151,6 +157,8 @@ class TransformersBackend:
         if row.ids[-1] in self.eos_ids:
             row.ids.pop()
             row.logprobs.pop()
+            if len(row.tops) > len(row.ids):
+                row.tops.pop()
             row.finish = "stop"
             return
         if req.sampling.stop:
