@@ -43,7 +43,9 @@ def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int
     config = resolve_config(args.recipe, flags)
     lines = tuple(replace(s, budgets=tuple(b for b in s.budgets if b in args.budgets)) if s.budgets else s
                   for s in config.strategies)  # --budgets limits every line, those with their own too
-    return replace(config, strategies=tuple(s for s in lines if s.budgets is None or s.budgets))
+    keep = set(args.strategies.split(",")) if args.strategies else None
+    return replace(config, strategies=tuple(s for s in lines if (s.budgets is None or s.budgets)
+                                            and (keep is None or s.label in keep)))
 
 
 def run_grid(engine, config, folder: Path):
@@ -252,6 +254,8 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=0, help="generator seed of the held-out-family problems")
     ap.add_argument("--seeds", default="0,1,2", help="sampling seeds of the held-out runs")
     ap.add_argument("--budgets", default="4,8,16,32")
+    ap.add_argument("--strategies", default=None,
+                    help="only these labels of the recipe, e.g. best_of_n,beam,particle (default: all)")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--out", default="runs/allocation")

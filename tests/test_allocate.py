@@ -441,3 +441,15 @@ def test_the_model_folder_policy_is_used_when_none_is_given(tmp_path):
         Engine(backend=backend, checker=ExactChecker()).solve("split a", strategy="auto", budget=8)
     (tmp_path / "policy.json").unlink()
     assert Engine(backend=backend, checker=ExactChecker()).defaults.policy is None
+
+
+def test_problem_texts_reload_the_split_and_offset_the_run_used():
+    """P(IK) and the prompt-length feature are computed from these texts: they must be the run's problems."""
+    from ttscale.allocate.calibrate import problem_texts
+
+    man = {"config": {"dataset": {"name": "arith", "n": 6, "split": "heldout", "offset": 2, "seed": 3},
+                      "budgets": [1], "strategies": ["best_of_n"]}}
+    from eval_sets import load
+
+    want = load("arith", n=6, split="heldout", offset=2, seed=3)
+    assert problem_texts([man]) == {p.id: p.problem for p in want} and len(want) == 4

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -77,15 +77,18 @@ def read_runs(paths: Iterable[str | Path]) -> tuple[list[BenchRecord], list[dict
 
 
 def problem_texts(manifests: list[dict[str, Any]], data_dir: str | None = None) -> dict[str, str]:
-    """Problem texts by id, reloaded from the datasets the manifests name (empty if that fails)."""
+    """Problem texts by id, reloaded from the datasets the manifests name, exactly as the runs loaded them
+    (split and offset included); empty if that fails."""
+    from ttscale.bench.config import config_from_mapping
+    from ttscale.bench.run import load_problems
+
     texts: dict[str, str] = {}
     for man in manifests:
-        ds = dict(man.get("config", {}).get("dataset", {}))
         try:
-            from eval_sets import load
-
-            kw = {k: ds.get(k) for k in ("limit", "levels", "n") if ds.get(k) is not None}
-            problems = load(ds["name"], seed=ds.get("seed", 0) or 0, data_dir=data_dir or ds.get("data_dir"), **kw)
+            config = config_from_mapping(man.get("config", {}), where="manifest")
+            if data_dir:
+                config = replace(config, dataset=replace(config.dataset, data_dir=data_dir))
+            problems, _ = load_problems(config)
         except Exception:  # texts only add the prompt-length feature; calibrating works without them
             continue
         texts.update({p.id: p.problem for p in problems})
