@@ -1,4 +1,4 @@
-"""Difficulty-aware allocation (`auto`) against every uniform strategy at equal tokens, on held-out wording.
+"""Difficulty-aware allocation (`auto`) against the uniform strategies at equal tokens, on held-out wording.
 
     python benchmarks/allocation.py --backend vllm --out runs/allocation                  # fit, then judge
     python benchmarks/allocation.py --backend vllm --policy ttscale/lab/arith/policy.json # judge a given policy
@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections import defaultdict
@@ -35,14 +36,17 @@ import numpy as np
 BASELINES = ("best_of_n", "beam", "particle")  # the uniform strategies auto must match at equal tokens
 
 
-def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int], name: str):
+def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int], name: str,
+                budgets: list[int] | None):
+    """The recipe's grid on `split`; `budgets` (None: the recipe's) limits every line, those with their own too."""
     from ttscale.bench.recipe import resolve_config
 
     flags = {"name": name, "backend": args.backend, "model": args.model, "n": args.n, "split": split,
-             "dataset_seed": seed, "seeds": seeds, "budgets": args.budgets, "threads": args.threads}
+             "dataset_seed": seed, "seeds": seeds, "budgets": budgets, "threads": args.threads,
+             "temperature": args.temperature, "max_tokens": args.max_tokens}
     config = resolve_config(args.recipe, flags)
-    lines = tuple(replace(s, budgets=tuple(b for b in s.budgets if b in args.budgets)) if s.budgets else s
-                  for s in config.strategies)  # --budgets limits every line, those with their own too
+    lines = tuple(replace(s, budgets=tuple(b for b in s.budgets if budgets is None or b in budgets)) if s.budgets else s
+                  for s in config.strategies)
     keep = set(args.strategies.split(",")) if args.strategies else None
     return replace(config, strategies=tuple(s for s in lines if (s.budgets is None or s.budgets)
                                             and (keep is None or s.label in keep)))
@@ -90,7 +94,8 @@ def run_auto(engine, args, problems, budget: int, seed: int, policy, out: Path) 
     """auto over all held-out problems at one average budget and seed; cached in OUT/auto/."""
     from ttscale.bench.outcomes import Grader
 
-    path = out / "auto" / f"b{budget}_s{seed}.json"
+    digest = hashlib.sha256(json.dumps(policy.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    path = out / "auto" / f"b{budget}_s{seed}_{digest}.json"  # another policy: another file
     if path.is_file():
         return json.loads(path.read_text())
     t = time.perf_counter()
@@ -270,13 +275,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    eval_config = grid_config(args, "heldout", args.eval_seed, seeds, "eval")
+    eval_config = grid_config(args, "heldout", args.eval_seed, seeds, "eval", args.budgets)
     engine = build_engine(eval_config)
 
     if args.policy:
         policy = load_policy(args.policy)
     else:
-        fit_config = grid_config(args, "train", args.fit_seed, [0], "fit")
+        fit_config = grid_config(args, "train", args.fit_seed, [0], "fit", None)  # the recipe's budgets
         run_grid(engine, fit_config, out / "fit")
         manifests = [json.loads((out / "fit" / "manifest.json").read_text())]
         cal = calibrate([out / "fit"], manifests=manifests, extra_features=pik_features(manifests, engine))

@@ -391,8 +391,8 @@ def test_calibrate_recovers_a_planted_best_strategy_per_bin():
     assert chosen == [("best_of_n", 4), ("particle", 16), ("refine", 8)], chosen
     # and the allocator runs what the bin prefers at the budget a prompt holds
     assert p.choose(1, 16, "arith_steps")[1] == "particle"
-    assert p.choose(2, 8, None)[1] == "refine"  # refine runs without a verifier
-    assert p.choose(1, 16, None)[1] != "particle"  # a search needs one
+    assert p.choose(2, 8, "arith_steps")[1] == "refine"
+    assert p.choose(1, 16, None)[1] != "particle" and p.choose(2, 8, None)[1] != "refine"  # both need one
 
 
 def two_bin_policy(hard_strategy: str) -> Policy:
@@ -407,11 +407,12 @@ def two_bin_policy(hard_strategy: str) -> Policy:
     })
 
 
-@pytest.mark.parametrize("hard_strategy", ["parallel_thinking", "refine"])
+@pytest.mark.parametrize("hard_strategy, verifier", [("parallel_thinking", None), ("refine", "step_keyword")])
 @pytest.mark.parametrize("budget", [4, 8])
-def test_budget_is_conserved_with_mixed_strategies_across_bins(hard_strategy, budget):
+def test_budget_is_conserved_with_mixed_strategies_across_bins(hard_strategy, verifier, budget):
     engine, backend = engine_for(mixed_script)
-    results = engine.solve_batch(PROMPTS, strategy="auto", budget=budget, seed=3, policy=two_bin_policy(hard_strategy))
+    results = engine.solve_batch(PROMPTS, strategy="auto", budget=budget, seed=3, policy=two_bin_policy(hard_strategy),
+                                 verifier=verifier)
     spent = sum(len(r.candidates) for r in results)
     assert spent <= budget * len(PROMPTS)
     assert sum(req.n for call in backend.calls for req in call) == spent
@@ -419,6 +420,9 @@ def test_budget_is_conserved_with_mixed_strategies_across_bins(hard_strategy, bu
     assert "best_of_n" in used and f"best_of_n+{hard_strategy}" in used, used  # both bins ran their own
     for r in results:
         assert r.ledger.candidates == len(r.candidates) == alloc(r)["budget_received"]
+        assert r.details["verifier"] == verifier
+        if hard_strategy == "parallel_thinking" and hard_strategy in alloc(r)["strategy"]:
+            assert r.details["search"]["verifier"] is None  # unjudged: not arith_steps by default
         if hard_strategy in alloc(r)["strategy"]:
             assert alloc(r)["bin"] == 1 and {c.meta.get("strategy") for c in r.candidates} >= {hard_strategy}
 
@@ -434,7 +438,7 @@ def test_the_model_folder_policy_is_used_when_none_is_given(tmp_path):
     assert engine.defaults.policy == str(tmp_path / "policy.json")
     r = engine.solve("split a", strategy="auto", budget=8)
     assert alloc(r)["policy"] == "fitted for this model"
-    r = engine.solve("split a", strategy="auto", budget=8, policy=DEFAULT_POLICY)  # a given policy wins
+    r = engine.solve("split a", strategy="auto", budget=8, policy="default")  # a given policy wins
     assert alloc(r)["policy"] == "default"
     (tmp_path / "policy.json").write_text("{not json")  # a damaged policy: one clear error at the solve
     with pytest.raises(TTScaleError, match="policy.json is not JSON"):
@@ -453,3 +457,24 @@ def test_problem_texts_reload_the_split_and_offset_the_run_used():
 
     want = load("arith", n=6, split="heldout", offset=2, seed=3)
     assert problem_texts([man]) == {p.id: p.problem for p in want} and len(want) == 4
+
+
+def test_auroc_matches_counting_pairs_with_ties():
+    from ttscale.allocate.stats import auroc
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 60).astype(float)  # many ties
+    labels = rng.random(60) < 0.4
+    good, bad = scores[labels], scores[~labels]
+    pairs = [(g > b) + 0.5 * (g == b) for g in good for b in bad]
+    assert auroc(scores, labels) == pytest.approx(sum(pairs) / len(pairs))
+    assert math.isnan(auroc([0.1, 0.2], [True, True]))
+
+
+def test_find_stop_is_the_earliest_stop_string():
+    from ttscale.backends.base import find_stop
+
+    assert find_stop("a step\n\nnext", ("\n\n", "next")) == (6, "\n\n")
+    assert find_stop("The answer is 4.", ("\n\n", "answer")) == (4, "answer")
+    assert find_stop("no stop here", ("\n\n", "")) is None
+

@@ -76,9 +76,6 @@ def test_lab_model_policy_fitted_with_pik_ships_in_its_folder(tmp_path):
     out = solve_json(PROBLEM, "--model", str(model), "--backend", "transformers", "--strategy", "auto",
                      "--budget", "4", "--max-tokens", "64")
     assert out["details"]["allocation"]["policy"].startswith("calibrate:")
-    from ttscale.allocate import DEFAULT_POLICY
-
-    DEFAULT_POLICY.save(tmp_path / "builtin.json")
     out = solve_json(PROBLEM, "--model", str(model), "--backend", "transformers", "--strategy", "auto",
-                     "--budget", "4", "--max-tokens", "64", "--policy", str(tmp_path / "builtin.json"))
+                     "--budget", "4", "--max-tokens", "64", "--policy", "default")
     assert out["details"]["allocation"]["policy"] == "default"

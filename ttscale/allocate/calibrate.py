@@ -107,11 +107,15 @@ def pik_features(manifests: list[dict[str, Any]], engine: Any = None, data_dir: 
     if not texts:
         raise TTScaleError("--pik needs the problems, and the runs' datasets could not be reloaded",
                            "pass --data-dir, or calibrate without --pik")
-    if engine is None:
-        from ttscale import Engine
+    if engine is None:  # the runs' own engine (backend options included), or on `backend` instead
+        from ttscale.bench.config import config_from_mapping
+        from ttscale.bench.ray_exec import build_engine
+        from ttscale.bench.recipe import _for_other_backend
 
-        config = manifests[0].get("config", {})
-        engine = Engine(backend=backend or config.get("backend"), model=config.get("model"))
+        config = dict(manifests[0].get("config", {}))
+        if backend:  # the runs' backend options this backend does not take are left out
+            config = {**_for_other_backend(config, backend, "--pik", None), "backend": backend}
+        engine = build_engine(config_from_mapping(config, where="the runs' manifest"))
     ids = sorted(texts)
     scores, _ = engine.scorer("pik").score_batch([Score("pik", texts[i], (("",),)) for i in ids])
     return {i: {"pik": s[0][0]} for i, s in zip(ids, scores) if s[0][0] is not None}

@@ -13,7 +13,7 @@ is still open, and:
 4. stops the prompts whose answer cannot change within what they were allotted (leader's votes exceed
    the runner-up's plus the allotment), hands that back, and shares again;
 5. gives each remaining prompt its next wave: a doubling of its samples, or, when the policy prefers
-   another strategy for its bin (and it can run: searches need a verifier), the whole allotment as one
+   another strategy for its bin (and it can run: searches and refine need a verifier), the whole allotment as one
    run of it (particle, beam, parallel_thinking, refine).
 
 Every wave is spent through the scheduler with all prompts at once, and the pool is only ever reduced by

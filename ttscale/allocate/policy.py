@@ -246,8 +246,8 @@ DEFAULT_POLICY = _default_policy()
 
 
 def load_policy(policy: Any = None) -> Policy:
-    """A Policy from a Policy, a dict, a JSON file path, or None (the default policy)."""
-    if policy is None:
+    """A Policy from a Policy, a dict, a JSON file path, or None / "default" (the built-in policy)."""
+    if policy is None or policy == "default":
         return DEFAULT_POLICY
     if isinstance(policy, Policy):
         return policy

@@ -143,9 +143,7 @@ def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None
     own = set(fields_of(options_class("auto"))) - {"verifier", *ENGINE_OPTIONS}  # auto's; the rest is handed on
     options = {k: v for k, v in task.options.items() if k not in own}
     options.update(plan.settings)
-    options.pop("verifier", None)
-    if verifier:  # parallel_thinking and refine run without one
-        options["verifier"] = verifier
+    options["verifier"] = verifier or "none"  # without one, parallel_thinking synthesizes unjudged
     sub = replace(task, budget=plan.n, options=options, best_so_far=None)
     out = yield from strategies.get(plan.strategy)(sub)
     for c in out.candidates:

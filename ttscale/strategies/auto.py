@@ -1,14 +1,15 @@
 """`auto`: difficulty-aware allocation (ttscale.allocate) as a strategy for one prompt.
 
 Probes the prompt with a few samples, estimates its difficulty, then escalates as the policy says: more
-samples, or the strategy the policy prefers for the prompt's difficulty bin (a step-level search, which
-needs a verifier; parallel thinking or refine, which a model trained for them can run without one),
+samples, or the strategy the policy prefers for the prompt's difficulty bin (a step-level search or
+refine, which need a verifier; parallel thinking, which can synthesize without one),
 stopping early on consensus; at most `budget` candidates. Prompts submitted together (`engine.solve_batch`) go
 through `auto.together`: the same coroutine for every prompt with one shared pool of budget x prompts,
 so budget moves between prompts (at most the policy's per-prompt cap each). A prompt submitted alone
 (asolve, a bench cell, `ttscale solve`) decides alone.
 
-Options: `policy` (a JSON path from `ttscale calibrate`, a dict or a Policy; default: the built-in),
+Options: `policy` (a JSON path from `ttscale calibrate`, a dict or a Policy; default: the model folder's
+policy.json, else the built-in),
 `estimator` (probe | pik | learned | a registered one), `verifier` (a process verifier: enables
 verifier features and searches), `aggregate` (majority | weighted | top over all candidates).
 """
@@ -24,7 +25,7 @@ from ttscale.strategies.options import StrategyOptions
 
 @dataclass(frozen=True)
 class AutoOptions(StrategyOptions):
-    policy: Any = None  # a policy JSON path from `ttscale calibrate`, a dict or a Policy (default: built-in)
+    policy: Any = None  # a policy JSON path, a dict or a Policy (default: the model's policy.json, else built-in)
     estimator: str | None = None  # probe | pik | learned | a registered one (default: the policy's)
     aggregate: str = "majority"  # majority | weighted | top over all candidates
     verifier: str | None = None  # a process verifier: verifier features, and searches for split votes

@@ -133,7 +133,7 @@ class RefineOptions(JudgedOptions):
     memory: int | None = None  # earlier attempts a revision sees (default all)
 
 
-@register_strategy("refine", options=RefineOptions)
+@register_strategy("refine", options=RefineOptions, needs_verifier=True)
 def refine(task: Task) -> StrategyGen:
     o = task.options_as(RefineOptions, "refine")
     width, turns = split_budget(task, o)
