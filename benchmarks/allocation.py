@@ -158,8 +158,8 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
     accurate with at most its generated tokens."""
     out = {}
     for budget, a in auto.items():
-        rivals = [(c["accuracy"], label) for label in BASELINES for b, c in uniform.get(label, {}).items()
-                  if b == budget]
+        rivals = [(uniform[label][budget]["accuracy"], label) for label in BASELINES
+                  if budget in uniform.get(label, {})]
         if not rivals:
             continue
         best, label = max(rivals)

@@ -110,11 +110,11 @@ def pik_features(manifests: list[dict[str, Any]], engine: Any = None, data_dir: 
     if engine is None:  # the runs' own engine (backend options included), or on `backend` instead
         from ttscale.bench.config import config_from_mapping
         from ttscale.bench.ray_exec import build_engine
-        from ttscale.bench.recipe import _for_other_backend
+        from ttscale.bench.recipe import for_other_backend
 
         config = dict(manifests[0].get("config", {}))
         if backend:  # the runs' backend options this backend does not take are left out
-            config = {**_for_other_backend(config, backend, "--pik", None), "backend": backend}
+            config = {**for_other_backend(config, backend, "--pik", None), "backend": backend}
         engine = build_engine(config_from_mapping(config, where="the runs' manifest"))
     ids = sorted(texts)
     scores, _ = engine.scorer("pik").score_batch([Score("pik", texts[i], (("",),)) for i in ids])

@@ -72,7 +72,7 @@ SECTION_OF: dict[str, tuple[str, ...]] = {
 }
 
 
-def _for_other_backend(recipe: dict[str, Any], backend: str | None, where: str,
+def for_other_backend(recipe: dict[str, Any], backend: str | None, where: str,
                        notes: list[str] | None) -> dict[str, Any]:
     """A recipe run with `--backend` naming another backend than its own: its backend options that the
     other backend does not take (vLLM's max_num_seqs on transformers) are left out, and said so. Why: a
@@ -176,7 +176,7 @@ def resolve_config(recipe: str | None, flags: dict[str, Any], options: Mapping[s
         raise TTScaleError(f"recipe {recipe}: must be a mapping of fields, got {type(base).__name__}",
                            "write key: value pairs (dataset, strategies, budgets, ...)")
     if base is not None:
-        base = _for_other_backend(base, flags.get("backend"), recipe or "", notes)
+        base = for_other_backend(base, flags.get("backend"), recipe or "", notes)
     data = merge(base, flags)
     if "dataset" not in data:
         raise TTScaleError("no dataset given", "pass --dataset NAME (e.g. arith, math500, gsm8k) or --recipe FILE")
