@@ -59,6 +59,16 @@ def test_unknown_lab_model_lists_the_known_ones() -> None:
         resolve_lab_model("lab:nope")
 
 
+def test_unknown_lab_model_is_named_before_the_backend_is_blamed() -> None:
+    """`--model lab:arthi` on the default llama.cpp backend: the typo is the problem, not the backend."""
+    from ttscale.models import gguf_path
+
+    with pytest.raises(TTScaleError, match="unknown lab model"):
+        gguf_path("lab:arthi")
+    with pytest.raises(TTScaleError, match="llama.cpp needs a GGUF"):
+        gguf_path("lab:arith")
+
+
 def test_missing_or_damaged_weights_name_the_file_and_the_train_command(tmp_path, monkeypatch) -> None:
     import shutil
 

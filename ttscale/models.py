@@ -69,6 +69,9 @@ def gguf_path(model: str | None) -> Path:
         return embedded_gguf()
     assert model is not None
     if model.startswith("lab:"):
+        from ttscale.lab import resolve_lab_model
+
+        resolve_lab_model(model)  # an unknown or damaged lab model says so first
         raise TTScaleError(f"{model} is an HF model and llama.cpp needs a GGUF file", "use --backend vllm or --backend transformers")
     path = Path(model).expanduser()
     if not path.is_file():

@@ -1,6 +1,6 @@
 """Lab models: small models the project trains itself and ships inside the package.
 
-`lab:arith` is a ten-million-parameter Llama trained on the training families of the synthetic `arith`
+`lab:arith` is a five-million-parameter Llama trained on the training families of the synthetic `arith`
 problems: weak enough to make real mistakes (graded by level), fast enough to sample thousands of tokens
 per second on a CPU, and never trained on any public benchmark. `lab:arith-prm` is a process reward model
 in Qwen2.5-Math-PRM's format trained on that policy's own samples. `python -m ttscale.lab.train` and

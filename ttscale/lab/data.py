@@ -191,15 +191,16 @@ _MAKERS = {"problem": problem_example, "synthesis": synthesis_example, "revision
            "judge_step": judge_step_example, "judge_solution": judge_solution_example, "pik": pik_example}
 
 
-def random_fact(rng: np.random.Generator, max_digits: int) -> str:
+def random_fact(rng: np.random.Generator, max_digits: int, ops: str = "+-*/") -> str:
     """One true claim `a op b = c` over operands of up to `max_digits` digits, each digit count equally
     likely (so the 100 one-digit sums come up as often as all 3-digit ones), in the shapes the
-    solutions use: sums, differences (never negative), products by a factor of 2-12, exact divisions."""
+    solutions use: sums, differences (never negative), products by a factor of 2-12, exact divisions
+    (`ops` limits them)."""
     def operand(digits: int) -> int:
         d = int(rng.integers(1, digits + 1))
         return int(rng.integers(0 if d == 1 else 10 ** (d - 1), 10 ** d))
 
-    op = "+-*/"[int(rng.integers(4))]
+    op = ops[int(rng.integers(len(ops)))]
     if op in "+-":
         a, b = operand(max_digits), operand(max_digits)
         a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
@@ -211,7 +212,7 @@ def random_fact(rng: np.random.Generator, max_digits: int) -> str:
 
 def drills(examples: list[Example], n: int, per_drill: int, seed: int,
            level_weights: tuple[float, ...] = (1, 1, 1, 1, 1), random_share: float = 0.0,
-           max_digits: int = 3, grow: bool = False) -> list[list[str]]:
+           max_digits: int = 3, grow: bool = False, ops: str = "+-*/") -> list[list[str]]:
     """`n` drills of `per_drill` true claims each: a `random_share` of them random facts (`random_fact`;
     with `grow`, their digit counts grow from 1 to `max_digits` over the first half of the drills, an
     arithmetic curriculum when the drills are trained in order), the rest drawn from the examples'
@@ -236,7 +237,7 @@ def drills(examples: list[Example], n: int, per_drill: int, seed: int,
         drill = []
         for _ in range(per_drill):
             if not levels or rng.random() < random_share:
-                drill.append(random_fact(rng, digits))
+                drill.append(random_fact(rng, digits, ops))
             else:
                 lv = levels[int(rng.choice(len(levels), p=weights / weights.sum()))]
                 drill.append(pools[lv][int(rng.integers(len(pools[lv])))])

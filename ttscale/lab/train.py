@@ -52,6 +52,8 @@ class TrainConfig:
     # arithmetic curriculum). Measured (issue 14 notes, recipe V3_EXPERIMENT): it teaches the sums but,
     # with problems only after it, the model never learns to copy from the prompt; off in the shipped recipe.
     arith_first_steps: int = 0
+    arith_first_ops: str = "+-*/"  # the operations and largest digit count of those first drills (0: drill_max_digits)
+    arith_first_digits: int = 0
     steps: int = 3900
     # Tokens (with padding) per optimizer step. This model learns arithmetic in optimizer steps more than
     # in tokens (measured: 4x the steps at 1/4 the batch, same tokens, 2x the 1-digit accuracy).
@@ -264,8 +266,8 @@ def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: T
     data += encode_drills(tok, drills(examples, mixed, cfg.drill_facts, seed, cfg.drill_level_weights,
                                       cfg.drill_random_share, cfg.drill_max_digits))
     n_first = cfg.arith_first_steps * per_batch
-    data += encode_drills(tok, drills(examples, n_first, cfg.drill_facts, seed, cfg.drill_level_weights,
-                                      1.0, cfg.drill_max_digits, grow=True))
+    data += encode_drills(tok, drills(examples, n_first, cfg.drill_facts, seed, cfg.drill_level_weights, 1.0,
+                                      cfg.arith_first_digits or cfg.drill_max_digits, grow=True, ops=cfg.arith_first_ops))
     kinds = {k: sum(e.kind == k for e in examples) for k in dict.fromkeys(e.kind for e in examples)}
     say(f"data: {n} examples {kinds} + {len(data) - n} drills, {sum(len(d[0]) for d in data) / len(data):.0f} "
         f"tokens each, vocab {len(tok)}, {time.time() - t0:.1f}s", flush=True)
