@@ -216,3 +216,43 @@ def test_data_parallel_training_is_deterministic(tmp_path: Path) -> None:
         assert "2 process(es)" in proc.stdout
         outs.append((out / "model.safetensors").read_bytes())
     assert outs[0] == outs[1]
+
+
+def _ppid(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_killing_the_training_stops_its_data_parallel_workers(tmp_path: Path) -> None:
+    """Killed, `python -m ttscale.lab.train --procs 2` once left both workers training on (found when a
+    stopped run kept holding the two cores of the next one)."""
+    import os
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ttscale.lab.train", "--out", str(tmp_path / "t"), "--seed", "0",
+                             "--tiny", "--procs", "2", "--set", "steps=5000"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the workers are training
+        if line.startswith("step "):
+            break
+    children = [p.parent.name for p in Path("/proc").glob("[0-9]*/stat")
+                if _ppid(p) == proc.pid]
+    proc.kill()
+    proc.wait()
+
+    def running(pid: str) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 20
+    while any(running(p) for p in children) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in children if running(p)]
+    for p in alive:
+        os.kill(int(p), 9)
+    assert children and not alive

@@ -3,6 +3,13 @@
 Why its own: a few-million-parameter model can only learn arithmetic if every digit is its own token
 (no "147" merges), and a vocabulary of a few hundred tokens keeps the embedding matrix tiny. Byte-level
 BPE keeps decoding exact, so text <-> ids round-trips and vLLM's detokenizer needs nothing special.
+
+Tried and not used: digit tokens that carry their place value (a normalizer rewrote each digit of a number
+to one of 40 "digit d in place k" symbols, a decoder rewrote them back), so that attention could line
+up ones with ones without counting positions. On arithmetic drills alone (from scratch, 25 drills of 12
+facts per step, digit counts growing 1 -> 3) it learned no faster than plain digits: 1- / 2-digit facts
+0.20 / 0.20 after 500 steps against 0.20 / 0.32. What holds this model back is learning the tables, not
+aligning digits.
 """
 
 from __future__ import annotations

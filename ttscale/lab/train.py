@@ -84,6 +84,11 @@ class TrainConfig:
 # `--set examples=60000 --set batch_tokens=2048 --set steps=6500 --set drill_steps=2600 --set
 # curriculum_steps=300 --set drill_level_weights=3,3,3,2,1`. Worse on every measure: level-1 greedy 0.12
 # (v4 0.30) on the training families, 0.04 (v4 0.12) held out, bare one-digit sums 0.22 (v4 0.60).
+# v6 (tried, stopped): v4 plus 480 first steps of one-digit sums only (`--set arith_first_steps=480 --set
+# arith_first_ops=+ --set arith_first_digits=1 --set drill_steps=1880 --set steps=4380`). The sums were
+# learned within 300 steps (loss 0.06 on their results), but once problems came the training loss stayed
+# above v4's at the same point of the same mix (1.27 against 1.05 after 620 mixed steps), as in v3: a
+# drills-only start slows learning to read. Stopped at step 1,500 of 4,380.
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
                      batch_tokens=2048, drill_random_share=0.5)
 
@@ -230,12 +235,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to stop this worker when the process that spawned it dies. Why: killing `python -m
+    ttscale.lab.train` otherwise leaves its data-parallel workers training, holding both cores."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
 def _train_worker(rank: int, world: int, port: int, out: Path, seed: int, cfg: TrainConfig, log_every: int) -> None:
     import torch
 
     if world > 1:
         import torch.distributed as dist
 
+        _die_with_parent()
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     else:

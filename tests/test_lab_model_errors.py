@@ -1,0 +1,21 @@
+"""benchmarks/lab_model_errors.py tells an arithmetic slip from a misreading by the exact claim checker."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location(
+    "lab_model_errors", Path(__file__).resolve().parents[1] / "benchmarks" / "lab_model_errors.py")
+errors = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(errors)
+
+
+def test_right_slip_and_misread_are_told_apart() -> None:
+    # "Ann has 6 pens. She gets 3 more pens. ..." -> 9
+    assert errors.classify("Ann has 6 + 3 = 9 pens.\n\nThe answer is 9.", "9") == "right"
+    assert errors.classify("Ann has 6 + 3 = 10 pens.\n\nThe answer is 10.", "9") == "slip"
+    assert errors.classify("Ann has 6 - 3 = 3 pens left.\n\nThe answer is 3.", "9") == "misread"
+    # a slip early that a later true claim carries on is still a slip
+    assert errors.classify("Ann has 6 + 3 = 8 pens.\n\nAnn has 8 * 2 = 16 pens.\n\nThe answer is 16.", "18") == "slip"
+    assert errors.classify("I do not know.", "9") == "misread"  # no claim at all: nothing false, answer wrong
