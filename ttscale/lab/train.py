@@ -87,8 +87,8 @@ class TrainConfig:
 # v6 (tried, stopped): v4 plus 480 first steps of one-digit sums only (`--set arith_first_steps=480 --set
 # arith_first_ops=+ --set arith_first_digits=1 --set drill_steps=1880 --set steps=4380`). The sums were
 # learned within 300 steps (loss 0.06 on their results), but once problems came the training loss stayed
-# above v4's at the same point of the same mix (1.27 against 1.05 after 620 mixed steps), as in v3: a
-# drills-only start slows learning to read. Stopped at step 1,500 of 4,380.
+# above v4's at the same point of the same mix (1.27 against 1.05 after 620 mixed steps); v3 too learned
+# slowly after its drills-only start. Stopped at step 1,500 of 4,380, so its accuracy was never measured.
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
                      batch_tokens=2048, drill_random_share=0.5)
 
