@@ -32,8 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ttscale import Engine
-    from ttscale.lab.evaluate import held_out
-    from ttscale.requests import GenRequest, Sampling
+    from ttscale.lab.evaluate import held_out, solutions
 
     engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512)
     backend = engine.backend
@@ -42,9 +41,7 @@ def main() -> None:
     for split in ("train", "heldout"):
         for level in (int(x) for x in args.levels.split(",")):
             rows = held_out(level, args.per_level, split=split)
-            reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 1,
-                               Sampling(temperature=0.0, max_tokens=256)) for r in rows]
-            texts = [res.completions[0].text for res in backend.generate(reqs)]
+            texts = [s[0] for s in solutions(backend, rows, 1, 0.0, chunk=len(rows))]
             kinds = [classify(t, r["answer"]) for t, r in zip(texts, rows)]
             count = Counter(kinds)
             share = {k: count[k] / len(rows) for k in ("right", "slip", "misread")}

@@ -25,18 +25,24 @@ def held_out(level: int, n: int, seed: int = EVAL_SEED, split: str = "train") ->
     return generate(n, levels=(level,), seed=seed, split=split)
 
 
-def answers(backend: Backend, rows: Sequence[dict], n: int, temperature: float, max_tokens: int = 256,
-            seed: int = 0, chunk: int = 16) -> list[list[str | None]]:
-    """`n` extracted answers per problem (`The answer is N.`), with per-problem sampling seeds."""
-    out: list[list[str | None]] = []
+def solutions(backend: Backend, rows: Sequence[dict], n: int, temperature: float, max_tokens: int = 256,
+              seed: int = 0, chunk: int = 16) -> list[list[str]]:
+    """`n` generated solutions per problem, with per-problem sampling seeds."""
+    out: list[list[str]] = []
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
         reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), n,
                            Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed + start + i))
                 for i, r in enumerate(part)]
-        for res in backend.generate(reqs):
-            out.append([extract_answer(c.text) for c in res.completions])
+        out += [[c.text for c in res.completions] for res in backend.generate(reqs)]
     return out
+
+
+def answers(backend: Backend, rows: Sequence[dict], n: int, temperature: float, max_tokens: int = 256,
+            seed: int = 0, chunk: int = 16) -> list[list[str | None]]:
+    """`n` extracted answers per problem (`The answer is N.`), with per-problem sampling seeds."""
+    return [[extract_answer(t) for t in texts]
+            for texts in solutions(backend, rows, n, temperature, max_tokens, seed, chunk)]
 
 
 @dataclass
