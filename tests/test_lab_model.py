@@ -22,10 +22,10 @@ from ttscale.requests import GenRequest, Sampling  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # Floors the shipped weights meet on small fixed samples (measured values in the comments), with room for
 # CPU floating-point differences to flip a close argmax or two. benchmarks/lab_model_profile.py has the rest.
-# Level-1 greedy on the 50 problems below (transformers, fp32): 0.30 measured for the shipped weights (v4)
-# on the training families (problems never trained on), 0.12 on the held-out families.
-LEVEL1_GREEDY_FLOOR = 0.22
-HELDOUT_LEVEL1_GREEDY_FLOOR = 0.06
+# Level-1 greedy on the 50 problems below (transformers, fp32): 0.50 measured for the shipped weights (v7)
+# on the training families (problems never trained on), 0.40 on the held-out families.
+LEVEL1_GREEDY_FLOOR = 0.40
+HELDOUT_LEVEL1_GREEDY_FLOOR = 0.30
 
 
 @pytest.fixture(scope="module")
