@@ -89,7 +89,7 @@ def main() -> None:
                            Sampling(temperature=0.8, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
         backend.generate(reqs)  # warm-up at full size: vLLM compiles and sizes its buffers per batch shape
         runs = []
-        for _ in range(3):  # one run of ~3 s varies by +-15% here; the median of three is the figure
+        for _ in range(3):  # one run of ~4 s varies by up to a third on 2 cores; the median of three is the figure
             t0 = time.perf_counter()
             res = backend.generate(reqs)
             runs.append((sum(r.generated_tokens for r in res), time.perf_counter() - t0))
