@@ -20,13 +20,11 @@ import time
 
 def generation(device: str, prompts: int, n: int) -> tuple[float, list[tuple[str, str]]]:
     from ttscale.backends.hf import TransformersBackend
-    from ttscale.lab.evaluate import held_out
-    from ttscale.requests import GenRequest, Sampling
+    from ttscale.lab.evaluate import held_out, problem_requests
 
     b = TransformersBackend("lab:arith", device=device, max_batch=4096)
     rows = held_out(3, prompts, split="heldout")
-    reqs = [GenRequest(tuple(b.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), n,
-                       Sampling(temperature=0.8, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
+    reqs = problem_requests(b, rows, n, 0.8)
     b.generate(reqs[:1])
     _sync(device)
     t = time.perf_counter()

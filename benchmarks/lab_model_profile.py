@@ -72,9 +72,8 @@ def main() -> None:
 
     from eval_sets.arith import claim_is_correct
     from ttscale import Engine
-    from ttscale.lab.evaluate import answers, held_out, subsample_scores
+    from ttscale.lab.evaluate import answers, held_out, problem_requests, subsample_scores
     from ttscale.lab.train_prm import step_labels
-    from ttscale.requests import GenRequest, Sampling
 
     done = done_keys(args.out)
     splits = [] if args.speed_only else args.splits.split(",")
@@ -85,8 +84,7 @@ def main() -> None:
 
     if "speed/vllm" not in done:  # first, on the fresh engine: nothing else has run in this process yet
         rows = held_out(3, 16)
-        reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 16,
-                           Sampling(temperature=0.8, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
+        reqs = problem_requests(backend, rows, 16, 0.8)
         backend.generate(reqs)  # warm-up at full size: vLLM compiles and sizes its buffers per batch shape
         runs = []
         for _ in range(3):  # one run of ~4 s varies by up to a third on 2 cores; the median of three is the figure
@@ -142,8 +140,7 @@ def main() -> None:
 
     if "prm/auroc" not in done and not args.speed_only:  # step-level AUROC of the PRM against the exact checker, held-out families
         rows = [r for level in levels for r in held_out(level, 40, seed=7, split="heldout")]
-        reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 4,
-                           Sampling(temperature=1.0, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
+        reqs = problem_requests(backend, rows, 4, 1.0)
         from ttscale.requests import Score
 
         prm = engine.scorer("prm")

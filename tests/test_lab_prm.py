@@ -16,9 +16,8 @@ pytest.importorskip("transformers")
 
 from helpers import solve_json  # noqa: E402
 from ttscale.lab import resolve_lab_model  # noqa: E402
-from ttscale.lab.evaluate import held_out  # noqa: E402
+from ttscale.lab.evaluate import held_out, problem_requests  # noqa: E402
 from ttscale.lab.train_prm import step_labels  # noqa: E402
-from ttscale.requests import GenRequest, Sampling  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AUROC_FLOOR = 0.85  # the shipped PRM clears it on these samples; 0.943 on 3,207 held-out-family steps (benchmarks/lab_model_profile.py)
@@ -35,8 +34,7 @@ def test_shipped_prm_separates_right_and_wrong_steps() -> None:
 
     policy = TransformersBackend("lab:arith", threads=2)
     rows = [r for level in (2, 3, 4) for r in held_out(level, 10, seed=3, split="heldout")]
-    reqs = [GenRequest(tuple(policy.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), 2,
-                       Sampling(temperature=1.0, max_tokens=256, seed=i)) for i, r in enumerate(rows)]
+    reqs = problem_requests(policy, rows, 2, 1.0)
     samples = [(r["problem"], c.text) for r, res in zip(rows, policy.generate(reqs)) for c in res.completions]
     policy.close()
     prm = PRMVerifier(model=str(resolve_lab_model("lab:arith-prm")))

@@ -25,15 +25,21 @@ def held_out(level: int, n: int, seed: int = EVAL_SEED, split: str = "train") ->
     return generate(n, levels=(level,), seed=seed, split=split)
 
 
+def problem_requests(backend: Backend, rows: Sequence[dict], n: int, temperature: float, max_tokens: int = 256,
+                     seed: int = 0) -> list[GenRequest]:
+    """One request of `n` samples per problem, its chat prompt as the model was trained on it; problem i
+    samples with seed `seed + i`, so results do not depend on how the rows are batched."""
+    return [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), n,
+                       Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed + i))
+            for i, r in enumerate(rows)]
+
+
 def solutions(backend: Backend, rows: Sequence[dict], n: int, temperature: float, max_tokens: int = 256,
               seed: int = 0, chunk: int = 16) -> list[list[str]]:
     """`n` generated solutions per problem, with per-problem sampling seeds."""
     out: list[list[str]] = []
     for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        reqs = [GenRequest(tuple(backend.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), n,
-                           Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed + start + i))
-                for i, r in enumerate(part)]
+        reqs = problem_requests(backend, rows[start:start + chunk], n, temperature, max_tokens, seed + start)
         out += [[c.text for c in res.completions] for res in backend.generate(reqs)]
     return out
 

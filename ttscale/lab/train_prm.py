@@ -69,14 +69,12 @@ def step_labels(problem: str, text: str) -> tuple[list[str], list[bool | None]]:
 def sample_solutions(policy: str, cfg: PRMTrainConfig, seed: int, backend: str) -> list[tuple[str, str]]:
     """(problem, sampled solution) pairs from the policy on training-family problems."""
     from ttscale.backends import make_backend
-    from ttscale.requests import GenRequest, Sampling
+    from ttscale.lab.evaluate import problem_requests
 
     rows = generate(cfg.problems, levels=LEVELS, seed=PRM_SEED_BASE + seed)
     b = make_backend(backend, policy)
     try:
-        reqs = [GenRequest(tuple(b.tokenizer.chat_prompt([{"role": "user", "content": r["problem"]}])), cfg.samples,
-                           Sampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed * 100000 + i))
-                for i, r in enumerate(rows)]
+        reqs = problem_requests(b, rows, cfg.samples, cfg.temperature, cfg.max_tokens, seed=seed * 100000)
         out = []
         for start in range(0, len(reqs), 256):
             for r, res in zip(rows[start:start + 256], b.generate(reqs[start:start + 256])):
