@@ -100,3 +100,33 @@ def test_async_bad_input():
         asyncio.run(engine.asolve("q", deadline_s=0))
     with pytest.raises(TTScaleError, match="no non-empty user message"):
         asyncio.run(engine.asolve([{"role": "system", "content": "x"}]))
+
+
+def test_a_caller_arriving_while_a_round_starts_is_answered():
+    """A job submitted after the loop picked its batch, but before the worker thread's round began, is
+    served in that round; it must still be answered (it once hung forever, and `ttscale serve` with it)."""
+    import threading
+
+    engine = make(FakeBackend(answer_script))
+    entered, go = threading.Event(), threading.Event()
+
+    async def main():
+        first = asyncio.create_task(engine.asolve("a", budget=1))
+        await asyncio.sleep(0)  # asolve made the async scheduler and its loop
+        sched = engine._async[1].scheduler
+        step = sched.step
+
+        def held_step():
+            entered.set()
+            go.wait(5)
+            return step()
+
+        sched.step = held_step
+        await asyncio.to_thread(entered.wait, 5)
+        second = asyncio.create_task(engine.asolve("b", budget=1))
+        await asyncio.sleep(0)  # submitted: it is live, yet not in the batch the loop picked
+        go.set()
+        return await asyncio.wait_for(asyncio.gather(first, second), 10)
+
+    results = asyncio.run(main())
+    assert [r.answer for r in results] == ["4", "4"]

@@ -90,13 +90,16 @@ class AsyncScheduler:
             if not batch:
                 continue
             self.round_sizes.append(len(batch))
+            ended: list[Job] = []
             try:
-                await asyncio.to_thread(self.scheduler.step)
+                ended = await asyncio.to_thread(self.scheduler.step)
             except Exception as e:  # a bug in a round fails the callers of that round, not the loop
                 for job in batch:
                     self.scheduler.drop(job)
                     job.error = e
-            for job in batch:
+            # A caller submitted after `batch` was picked but before the worker's round began is served in
+            # that round too; if it ended there, it must hear so now (it is no longer live).
+            for job in dict.fromkeys(batch + [j for j in ended if isinstance(j.tag, Caller)]):
                 self._after_round(job)
 
     def _after_round(self, job: Job) -> None:
