@@ -85,8 +85,9 @@ class TrainConfig:
 # arithmetic slips at level 1 fell from 0.56 to 0.22, misreadings rose from 0.11 to 0.23.
 # Earlier recipes, kept to reproduce their measurements (README, "The lab models"): v2 was two stages,
 # the defaults of that time (2,000 steps of 8,192 tokens) and then a second stage from its folder (550
-# steps, 300 of them drills, a lower learning rate); v3 (V3_EXPERIMENT, 85 minutes) learned sums much better (bare facts: 1-digit
-# 0.87) but never learned to read the problem (level-1 greedy 0.03). Both predate the present grammar.
+# steps, 300 of them drills, a lower learning rate); v3 (V3_EXPERIMENT, 85 minutes) learned sums much
+# better (bare facts: 1-digit 0.87) but never learned to read the problem (level-1 greedy 0.03). Both
+# predate the present grammar.
 # v4 (V4, shipped before v7, 90 minutes): 3,900 steps, 1,400 of them drills of up to 3-digit operands.
 # v5 (tried, not shipped, 82 minutes): the v4 grammar with twice the optimizer steps at half the batch,
 # `--v4 --set examples=60000 --set batch_tokens=2048 --set steps=6500 --set drill_steps=2600 --set
@@ -100,8 +101,8 @@ class TrainConfig:
 # v8 (shipped): v7 plus STAGE2, 900 of its 1,100 steps problems at half the learning rate (24 minutes). Why:
 # misreadings of the prompt had become half of v7's failures, and problem steps are what teach reading.
 # A shorter second stage (`--from <v7> --steps 550 --set drill_steps=100`, 12 minutes), greedy on 100
-# problems (benchmarks/lab_model_errors.py): level 1 0.64 / 0.50 (training / held-out families; v7 0.55 / 0.37), level 2 0.17 / 0.09 (v7 0.08 / 0.08);
-# misreadings at level 1 0.16 / 0.31 (v7 0.23 / 0.37). Together 112 minutes, over the 90 the issue allows.
+# problems (benchmarks/lab_model_errors.py): level 1 0.64 / 0.50 (training / held-out families; v7 0.55 /
+# 0.37), level 2 0.17 / 0.09 (v7 0.08 / 0.08); misreadings at level 1 0.16 / 0.31 (v7 0.23 / 0.37).
 # Twice as long, STAGE2 as shipped: level 1 0.78 / 0.49, level 2 0.26 / 0.20, level 3 0.03 / 0.02: more
 # problem steps keep helping, the held-out gap at level 1 grew (0.29). Both stages: 124 minutes.
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
