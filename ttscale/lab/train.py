@@ -105,6 +105,14 @@ class TrainConfig:
 # 0.37), level 2 0.17 / 0.09 (v7 0.08 / 0.08); misreadings at level 1 0.16 / 0.31 (v7 0.23 / 0.37).
 # Twice as long, STAGE2 as shipped: level 1 0.78 / 0.49, level 2 0.26 / 0.20, level 3 0.03 / 0.02: more
 # problem steps keep helping, the held-out gap at level 1 grew (0.29). Both stages: 124 minutes.
+# v9 candidate (trained, measured, not shipped): a third stage from v8, STAGE2 with 400 drills whose
+# solution facts come mostly from levels 3-4 (`--from <v8> --set drill_steps=400 --set
+# drill_level_weights=1,2,4,4,2`, 23 minutes). Greedy, 100 problems (training / held-out families): level 1
+# 0.89 / 0.61, level 2 0.58 / 0.36, level 3 0.08 / 0.06 (v8 0.78 / 0.49, 0.26 / 0.20, 0.03 / 0.02); slips at
+# level 2 0.25 / 0.26 (v8 0.55 / 0.58). Three stages: 147 minutes. The same third stage with STAGE2's own
+# drills (`--from <v8>`, 22 minutes; the same problems again): level 1 0.91 / 0.53, level 2 0.57 / 0.32,
+# level 3 0.06 / 0.02, slips at level 2 0.33 / 0.39: more problem steps give most of the level-2 gain, the
+# level 3-4 facts fewer slips (level 3 held out: 0.64 against 0.80) and more of level 1 held out.
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
           steps=3900)  # python -m ttscale.lab.train --out v4 --seed 0 --v4
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
