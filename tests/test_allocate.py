@@ -266,6 +266,23 @@ def test_hand_written_policy_targets_budget_per_bin():
     assert alloc(results["split a"])["budget_received"] <= 12
 
 
+def test_a_curve_that_is_flat_then_jumps_still_gets_its_budget():
+    """A bin whose curve is flat to 8 candidates and jumps at 16 (a search that pays only there): the
+    allocator looks past the flat part and gives the prompt 16, where a next-step rule stopped at the probe."""
+    policy = Policy.from_dict({
+        "bins": [1.0],
+        "table": {"0": {"strategy": "particle", "budget": 16,
+                        "curves": {"best_of_n": {1: 0.3, 8: 0.3, 32: 0.3}, "particle": {2: 0.3, 8: 0.3, 16: 0.6}}}},
+        "strategies": {"best_of_n": {"strategy": "best_of_n"}, "particle": {"strategy": "particle"}},
+    })
+    c = Controller(policy, make_estimator("probe", policy), budget=16, n_prompts=1, verifier="arith_steps")
+    s = c.add(PromptState(problem="q"))
+    s.candidates = [Candidate("", [], "stop", answer=a, cluster=int(a), meta={"phase": "probe"}) for a in "5566"]
+    [plan] = c.plan([s])
+    assert not plan.stop and s.allowance == 16
+    assert (plan.kind, plan.strategy, plan.n) == ("search", "particle", 12)
+
+
 def test_vote_model_and_curves():
     assert vote_accuracy(1, 0.7) == pytest.approx(0.7)
     assert vote_accuracy(16, 0.7) > vote_accuracy(4, 0.7) > 0.7

@@ -183,7 +183,10 @@ class Controller:
         """Planned total candidates per prompt, and what is left of the pool.
 
         Greedy in steps of `probe_k` candidates: each step goes to the prompt whose bin curve promises the
-        most accuracy per extra candidate from where it stands (ties: the prompt with fewer candidates)."""
+        most accuracy per extra candidate from where it stands (ties: the prompt with fewer candidates).
+        The promise looks ahead to every budget up to the cap, not only the next step: fitted curves are
+        often flat and then jump (a search that pays only from 16 candidates), and a next-step gain of
+        zero would stop such a prompt short of the jump."""
         allot = {id(s): s.spent for s in active}
         step = max(1, self.probe_k)
         hopeless = [self.hopeless(s) for s in active]
@@ -198,13 +201,14 @@ class Controller:
         def push(i: int) -> None:
             s = active[i]
             v = allot[id(s)]
-            nxt = min(v + step, self.cap)
-            if nxt <= v:
+            if v >= self.cap:
                 return
-            gain = value(s.bin, nxt) - value(s.bin, max(v, 1))
+            now = value(s.bin, max(v, 1))
+            ahead = sorted({min(t, self.cap) for t in range(v + step, self.cap + step, step)})
+            rate = max((value(s.bin, t) - now) / (t - v) for t in ahead)
             if hopeless[i]:
-                gain *= self.policy.hopeless_scale
-            heapq.heappush(heap, (-round(gain / (nxt - v), 9), v, i))
+                rate *= self.policy.hopeless_scale
+            heapq.heappush(heap, (-round(rate, 9), v, i))
 
         for i in range(len(active)):
             push(i)
