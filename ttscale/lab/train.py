@@ -117,6 +117,10 @@ class TrainConfig:
 # The shipped v9 is a rerun of that third stage on another machine (same command and seed; floating point
 # differs between CPUs): 0.86 / 0.60, 0.60 / 0.26, 0.11 / 0.02, 17 minutes; held-out misreadings, not
 # slips, are now most of its held-out failures at levels 1-2 (benchmarks/lab_model_errors.py --by-family).
+# Next (measured, not shipped): six more training distractor families in eval_sets/arith.py (prices, streets,
+# reading, relatives, counts, weather), the same third stage from v8: held-out greedy 0.66 / 0.39 / 0.03 at
+# levels 1-3 (v9 0.60 / 0.26 / 0.02), training families 0.87 / 0.56 / 0.09: the held-out misreadings of
+# distractor numbers were learned sentences, not a rule; more varied distractors carry over.
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
           steps=3900)  # python -m ttscale.lab.train --out v4 --seed 0 --v4
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
