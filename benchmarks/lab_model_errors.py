@@ -51,7 +51,7 @@ def main() -> None:
             count = Counter(kinds)
             share = {k: count[k] / len(rows) for k in ("right", "slip", "misread")}
             print(f"| {split} | {level} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} |", flush=True)
-            for i, kind in enumerate(kinds):  # row i is the i-th problem of its level (see held_out)
+            for i, kind in enumerate(kinds if args.by_family else ()):  # row i: the i-th problem of its level
                 for family in set(make_problem(EVAL_SEED, level, i, split).families):
                     per_family[split][family][kind] += 1
             wrong = [(r["problem"], t) for r, t, k in zip(rows, texts, kinds) if k != "right"]

@@ -420,15 +420,16 @@ def parse_overrides(cfg: object, items: Sequence[str]) -> dict:
         key, _, value = item.partition("=")
         if not hasattr(cfg, key):
             raise SystemExit(f"--set {item}: no such setting; choose one of: {', '.join(asdict(cfg))}")
-        kind = type(getattr(cfg, key))
+        current = getattr(cfg, key)
+        kind = type(current)
         try:
             if kind is tuple:
                 overrides[key] = tuple(int(v) for v in value.split(","))
             else:
                 overrides[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
         except ValueError:
-            raise SystemExit(f"--set {item}: {key} takes {'comma-separated integers' if kind is tuple else kind.__name__}, "
-                             f"e.g. --set {key}={getattr(cfg, key) if kind is not tuple else ','.join(map(str, getattr(cfg, key)))}") from None
+            wants, example = ("comma-separated integers", ",".join(map(str, current))) if kind is tuple else (kind.__name__, current)
+            raise SystemExit(f"--set {item}: {key} takes {wants}, e.g. --set {key}={example}") from None
     return overrides
 
 
@@ -472,11 +473,11 @@ def main(argv: list[str] | None = None) -> None:
         train(args.out, seed=args.seed, cfg=cfg, log_every=log_every, procs=procs)
         return
     # The shipped recipe: v7, then each later stage from the folder of the one before (X.stage1, X.stage2, X).
-    stages = (cfg,) + tuple(TrainConfig(**{**asdict(cfg), **stage}) for stage in STAGES_AFTER_THE_FIRST)
+    stages = ({}, *STAGES_AFTER_THE_FIRST)
     previous = ""
     for number, stage in enumerate(stages, start=1):
         out = args.out if number == len(stages) else args.out.with_name(f"{args.out.name}.stage{number}")
-        train(out, seed=args.seed, cfg=replace(stage, init=previous), log_every=log_every, procs=procs)
+        train(out, seed=args.seed, cfg=replace(cfg, **stage, init=previous), log_every=log_every, procs=procs)
         previous = str(out)
 
 
