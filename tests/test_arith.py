@@ -193,3 +193,20 @@ def test_heldout_families_use_only_words_the_training_families_use() -> None:
             for t in templates:
                 (train if split == "train" else held).update(words(t))
     assert held and not held - train, sorted(held - train)
+
+
+def test_heldout_problems_stay_fixed_when_training_families_grow() -> None:
+    """The held-out split is the yardstick across lab model versions: new training families, names or
+    items must not move it (its draws never depend on them). Pinned: the first 200 problems of seed 0."""
+    import hashlib
+
+    rows = generate(200, seed=0, split="heldout")
+    assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16] == "b119f40d8a7e717f"
+
+
+
+def test_no_connector_is_glued_before_a_sentence_that_tells_its_own_time() -> None:
+    """ "Then After finding 5 more..." was a generator bug: sentences opening with Before / First / After
+    take no connector."""
+    texts = [r["problem"] for r in generate(2000, seed=3)]
+    assert not [t for t in texts if any(f"{c}{w} " in t for c in ("Then ", ", ") for w in ("After", "Before", "First"))]

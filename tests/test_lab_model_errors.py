@@ -31,3 +31,29 @@ def test_families_are_tabulated_worst_first(capsys) -> None:
     assert lines == ["| train | gain.more | 10 | 0.90 | 0.10 |",  # "rare" is in too few problems to say
                      "| heldout | gain.come | 10 | 0.40 | 0.60 |",
                      "| heldout | lose.takes | 12 | 0.83 | 0.00 |"]
+
+
+def test_hand_written_problems_are_read_and_bad_files_named(tmp_path: Path) -> None:
+    import pytest
+
+    good = tmp_path / "fresh.jsonl"
+    good.write_text('{"level": 1, "problem": "Ann has 6 pens. She finds 3 more.", "answer": "9"}\n\n')
+    assert errors.read_fresh(str(good)) == [{"level": 1, "problem": "Ann has 6 pens. She finds 3 more.", "answer": "9"}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"level": 1, "answer": "9"}\n')
+    with pytest.raises(SystemExit, match="line 1 lacks level, problem or answer"):
+        errors.read_fresh(str(bad))
+    bad.write_text('{"level": 1, "problem": "x", "answer": "9"}\n{"level": 1,\n')
+    with pytest.raises(SystemExit, match="line 2 is not JSON"):
+        errors.read_fresh(str(bad))
+    with pytest.raises(SystemExit, match="no such file"):
+        errors.read_fresh(str(tmp_path / "missing.jsonl"))
+
+
+def test_the_shipped_hand_written_set_is_exact() -> None:
+    """Every hand-written problem's answer is its expression's value, 25 per level 1-3."""
+    rows = errors.read_fresh(str(Path(__file__).resolve().parents[1] / "benchmarks/data/fresh_wording.jsonl"))
+    assert sorted(int(r["level"]) for r in rows) == [1] * 25 + [2] * 25 + [3] * 25
+    assert len({r["problem"] for r in rows}) == 75
+    for r in rows:
+        assert eval(r["expression"], {"__builtins__": {}}) == int(r["answer"]), r["id"]
