@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--fresh", default="", help="a JSONL file of hand-written problems (level, problem, answer)")
     parser.add_argument("--only-fresh", action="store_true", help="skip the generated splits")
     args = parser.parse_args()
+    if args.only_fresh and not args.fresh:
+        parser.error("--only-fresh needs --fresh FILE")
     fresh = read_fresh(args.fresh) if args.fresh else []
 
     from eval_sets.arith import make_problem
@@ -46,8 +48,9 @@ def main() -> None:
 
     engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512)
     backend = engine.backend
-    print(f"{args.model}, greedy, {args.per_level} problems per cell")
-    print("| split | level | right | arithmetic slip | misread |\n|---|---|---|---|---|")
+    if not args.only_fresh:
+        print(f"{args.model}, greedy, {args.per_level} problems per cell")
+        print("| split | level | right | arithmetic slip | misread |\n|---|---|---|---|---|")
     per_family: dict[str, dict[str, Counter]] = {"train": defaultdict(Counter), "heldout": defaultdict(Counter)}
     for split in () if args.only_fresh else ("train", "heldout"):
         for level in (int(x) for x in args.levels.split(",")):
@@ -66,27 +69,35 @@ def main() -> None:
     if fresh:
         print_fresh(backend, fresh)
     engine.close()
-    if args.by_family:
+    if args.by_family and not args.only_fresh:
         print_families(per_family)
 
 
 def read_fresh(path: str) -> list[dict]:
-    """Hand-written problems: one JSON object per line with `level`, `problem` and `answer`."""
+    """Hand-written problems: one JSON object per line with `level` (an integer), `problem` and `answer`
+    (an integer). Checked before any model loads, so a bad file fails at once, naming the line."""
     import json
     from pathlib import Path
 
     file = Path(path)
     if not file.is_file():
-        raise SystemExit(f"error: --fresh {path}: no such file; give a JSONL file of level/problem/answer rows")
+        raise SystemExit(f"error: --fresh {path}: not a file; give a JSONL file of level/problem/answer rows")
     rows = []
-    for number, line in enumerate(file.read_text().splitlines(), 1):
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            row = json.loads(line) if line.strip() else None
+            row = json.loads(line)
         except json.JSONDecodeError as err:
             raise SystemExit(f"error: --fresh {path}: line {number} is not JSON ({err.msg}); one object per line") from None
-        if row is not None and not (isinstance(row, dict) and {"level", "problem", "answer"} <= set(row)):
+        if not (isinstance(row, dict) and {"level", "problem", "answer"} <= set(row)):
             raise SystemExit(f"error: --fresh {path}: line {number} lacks level, problem or answer")
-        rows += [row] if row is not None else []
+        level, answer = str(row["level"]).strip(), str(row["answer"]).strip()
+        if not level.isdigit() or not answer.lstrip("-").isdigit():
+            raise SystemExit(f"error: --fresh {path}: line {number}: level and answer must be integers")
+        rows.append({**row, "level": int(level), "answer": answer})
+    if not rows:
+        raise SystemExit(f"error: --fresh {path}: no problems in the file")
     return rows
 
 
@@ -97,13 +108,13 @@ def print_fresh(backend, rows: list[dict], n: int = 16) -> None:
 
     print(f"\n| hand-written | level | problems | right | arithmetic slip | misread | maj@{n} | pass@{n} |\n"
           "|---|---|---|---|---|---|---|---|")
-    for level in sorted({int(r["level"]) for r in rows}):
-        cell = [r for r in rows if int(r["level"]) == level]
+    for level in sorted({r["level"] for r in rows}):
+        cell = [r for r in rows if r["level"] == level]
         greedy = [s[0] for s in solutions(backend, cell, 1, 0.0, chunk=len(cell))]
-        kinds = Counter(classify(t, str(r["answer"])) for t, r in zip(greedy, cell))
+        kinds = Counter(classify(t, r["answer"]) for t, r in zip(greedy, cell))
         votes = [[extract_answer(t) for t in s] for s in solutions(backend, cell, n, 0.8, chunk=len(cell))]
-        maj = sum(majority(v) == str(r["answer"]) for v, r in zip(votes, cell)) / len(cell)
-        pas = sum(str(r["answer"]) in v for v, r in zip(votes, cell)) / len(cell)
+        maj = sum(majority(v) == r["answer"] for v, r in zip(votes, cell)) / len(cell)
+        pas = sum(r["answer"] in v for v, r in zip(votes, cell)) / len(cell)
         share = {k: kinds[k] / len(cell) for k in ("right", "slip", "misread")}
         print(f"| fresh | {level} | {len(cell)} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} "
               f"| {maj:.2f} | {pas:.2f} |", flush=True)

@@ -1,7 +1,7 @@
-"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about 145 minutes on 2 cores in
-three stages, deterministic in --seed).
+"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about 142 minutes on 2 cores in
+three stages, deterministic in --seed on one machine).
 
-    python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped weights (three stages)
+    python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped recipe (three stages)
     python -m ttscale.lab.train --out /tmp/v7 --seed 0 --one-stage      # the first stage only (v7)
     python -m ttscale.lab.train --out /tmp/tiny --seed 0 --tiny         # seconds, for tests
     python -m ttscale.lab.train --out /tmp/more --seed 1 --from ttscale/lab/arith   # one more stage (STAGE2)
@@ -120,11 +120,12 @@ class TrainConfig:
 # v9 + six more training distractor families in eval_sets/arith.py (prices, streets, reading, relatives,
 # counts, weather), the same third stage from v8: held-out greedy 0.66 / 0.39 / 0.03 at levels 1-3 (v9
 # 0.60 / 0.26 / 0.02): the held-out misreadings of distractor numbers were learned sentences, not a rule.
-# v10 (shipped): those six and 13 more training families (more phrasings of each event, starts, questions,
+# v10 (shipped): those six and 20 more training families (more phrasings of each event, starts, questions,
 # connectors; held-out families and problems unchanged, a test pins them), the same third stage from v8's
 # folder (`--from <v8> --set drill_steps=400 --set drill_level_weights=1,2,4,4,2`, 18 minutes): held-out
 # greedy 0.78 / 0.38 / 0.08 (benchmarks/lab_model_errors.py). Its first two stages are v8's, trained on the
-# grammar before these families; this command trains all three on the present one (not rerun: 141 minutes).
+# grammar before these families (git 027057c); this command trains all three on the present one (not rerun:
+# 142 minutes). Its lab_train.json "init" names that folder and commit.
 # v11 (tried, not shipped): v10's grammar plus invented names and 48 more items in 40% / 30% of training
 # problems, past-tense events, number words ("three times", "triples"), items left out ("finds 7 more, then
 # gives away 5") and distractors that may open a problem, the same third stage from
