@@ -131,7 +131,10 @@ class TrainConfig:
 # gives away 5") and distractors that may open a problem, the same third stage from
 # v8: held-out greedy 0.67 / 0.30 / 0.02, worse than v10; on 75 hand-written problems (benchmarks/data/
 # fresh_wording.jsonl) 0.28 / 0.12 / 0.00 against v10's 0.20 / 0.20 / 0.00. A broader grammar in the same
-# 1,100 steps teaches each structure less; it needs a longer stage, or all three stages on it.
+# 1,100 steps teaches each structure less. The same stage again from v10's folder on the v11 grammar (a
+# fourth stage, 17 minutes): held-out 0.69 / 0.42 / 0.14 (v10 0.78 / 0.38 / 0.08), hand-written 0.32 / 0.20
+# / 0.12 greedy, pass@16 0.60 / 0.32 / 0.28 (v10 0.40 / 0.40 / 0.20): better by hand and at levels 2-3,
+# worse at held-out level 1. Not shipped (no time left for its PRM, policy and figures).
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
           steps=3900)  # python -m ttscale.lab.train --out v4 --seed 0 --v4
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
