@@ -27,6 +27,16 @@ def classify(text: str, answer: str) -> str:
     return "slip" if any(claim_is_correct(s) is False for s in solution_steps(text)) else "misread"
 
 
+def greedy_kinds(backend, rows: list[dict]) -> tuple[list[str], list[str], dict[str, float]]:
+    """Greedy solutions of `rows`, each one's kind (`classify`), and the share of each kind."""
+    from ttscale.lab.evaluate import solutions
+
+    texts = [s[0] for s in solutions(backend, rows, 1, 0.0, chunk=len(rows))]
+    kinds = [classify(t, r["answer"]) for t, r in zip(texts, rows)]
+    count = Counter(kinds)
+    return texts, kinds, {k: count[k] / len(rows) for k in ("right", "slip", "misread")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="lab:arith")
@@ -44,7 +54,7 @@ def main() -> None:
 
     from eval_sets.arith import make_problem
     from ttscale import Engine
-    from ttscale.lab.evaluate import EVAL_SEED, held_out, solutions
+    from ttscale.lab.evaluate import EVAL_SEED, held_out
 
     engine = Engine(backend="vllm", model=args.model, context_length=2048, max_num_seqs=512)
     backend = engine.backend
@@ -55,10 +65,7 @@ def main() -> None:
     for split in () if args.only_fresh else ("train", "heldout"):
         for level in (int(x) for x in args.levels.split(",")):
             rows = held_out(level, args.per_level, split=split)
-            texts = [s[0] for s in solutions(backend, rows, 1, 0.0, chunk=len(rows))]
-            kinds = [classify(t, r["answer"]) for t, r in zip(texts, rows)]
-            count = Counter(kinds)
-            share = {k: count[k] / len(rows) for k in ("right", "slip", "misread")}
+            texts, kinds, share = greedy_kinds(backend, rows)
             print(f"| {split} | {level} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} |", flush=True)
             for i, kind in enumerate(kinds if args.by_family else ()):  # row i: the i-th problem of its level
                 for family in set(make_problem(EVAL_SEED, level, i, split).families):
@@ -110,12 +117,10 @@ def print_fresh(backend, rows: list[dict], n: int = 16) -> None:
           "|---|---|---|---|---|---|---|---|")
     for level in sorted({r["level"] for r in rows}):
         cell = [r for r in rows if r["level"] == level]
-        greedy = [s[0] for s in solutions(backend, cell, 1, 0.0, chunk=len(cell))]
-        kinds = Counter(classify(t, r["answer"]) for t, r in zip(greedy, cell))
+        _, _, share = greedy_kinds(backend, cell)
         votes = [[extract_answer(t) for t in s] for s in solutions(backend, cell, n, 0.8, chunk=len(cell))]
         maj = sum(majority(v) == r["answer"] for v, r in zip(votes, cell)) / len(cell)
         pas = sum(r["answer"] in v for v, r in zip(votes, cell)) / len(cell)
-        share = {k: kinds[k] / len(cell) for k in ("right", "slip", "misread")}
         print(f"| fresh | {level} | {len(cell)} | {share['right']:.2f} | {share['slip']:.2f} | {share['misread']:.2f} "
               f"| {maj:.2f} | {pas:.2f} |", flush=True)
 
