@@ -61,6 +61,27 @@ GAIN_VERBS = [("gets", "getting"), ("finds", "finding"), ("buys", "buying"), ("c
 LOSE_VERBS = [("gives away", "giving away"), ("loses", "losing"), ("sells", "selling"), ("drops", "dropping"),
               ("donates", "donating"), ("uses", "using"), ("trades away", "trading away"), ("eats", "eating")]
 START_VERBS = ["has", "starts with", "owns", "keeps", "collected"]
+# Past tense of the gain / lose verbs, for training families told in the past ("found 7 more cards").
+PAST = {"gets": "got", "finds": "found", "buys": "bought", "collects": "collected", "wins": "won",
+        "picks up": "picked up", "earns": "earned", "receives": "received", "gives away": "gave away",
+        "loses": "lost", "sells": "sold", "drops": "dropped", "donates": "donated", "uses": "used",
+        "trades away": "traded away", "eats": "ate"}
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                "eleven", "twelve")
+# Training problems only: more items, and invented names, so the model learns to copy whatever name and
+# item a problem is about instead of recalling the ones it has seen (the held-out split keeps the lists above).
+MORE_ITEMS = [
+    "toys", "stones", "rings", "bells", "spoons", "boats", "stars", "peaches", "lemons", "cherries",
+    "carrots", "pears", "bananas", "letters", "photos", "points", "dollars", "sweets", "nails", "bricks",
+    "tiles", "cups of tea", "sandwiches", "pies", "tomatoes", "onions", "beans", "chips", "bottles",
+    "notebooks", "folders", "cubes", "dice", "robots", "trains", "planes", "buckets", "brushes", "jars of jam",
+    "fans", "hooks", "paper clips", "rubber bands", "glass beads", "gold coins", "sea shells", "baseball cards",
+]
+_SYLLABLE_START = "b c d f g h j k l m n p r s t v w y z br ch dr gr kr pl sh st tr".split()
+_SYLLABLE_VOWEL = "a e i o u a e i o ai ea ou".split()
+_NAME_END = ["", "", "", "n", "s", "r", "l", "th", "y", "ra", "na", "ck"]
+INVENTED_NAME_RATE = 0.4  # of training problems whose person has a name no list holds
+MORE_ITEMS_RATE = 0.3
 
 # Per level: number of operations, range of the starting amount, of added/removed amounts, of factors,
 # a cap that keeps every intermediate value readable, and the chance of each distractor sentence.
@@ -73,12 +94,21 @@ _SPEC = {
 }
 COMPOUND_RATE = 0.35  # two consecutive simple events told in one sentence
 LATE_START_RATE = 0.2  # the starting amount is told after the first event
+
+
+def invented_name(rng: np.random.Generator) -> str:
+    """A pronounceable name no list holds ("Brelo", "Tashin"): two or three syllables and an ending."""
+    parts = [str(rng.choice(_SYLLABLE_START)) + str(rng.choice(_SYLLABLE_VOWEL)) for _ in range(int(rng.integers(2, 4)))]
+    return ("".join(parts) + str(rng.choice(_NAME_END))).capitalize()
+
+
 QUESTION_FIRST_RATE = 0.2
 
 # --- the grammar: family id -> (split, sentence structures) ------------------------------------------
 # Slots: {S} subject (name or pronoun), {N} name, {P}/{p} pronoun, {O} object (name or pronoun),
 # {pos} possessive ({posn}: the name's when the subject is the name), {F} friend, {I} items, {c}/{s} container plural/singular, {gv}/{lv} a gain/lose verb,
-# {a} start, {b} amount, {k} factor or count, {kx} "twice"/"k times", {j}/{d} second pack, {refl} herself.
+# {a} start, {b} amount, {k} factor or count, {kx} "twice"/"k times", {kw} "twice"/"three times" (words),
+# {kv} "doubles"/"triples", {gvd}/{lvd} the verbs in the past, {j}/{d} second pack, {refl} herself.
 T, H = "train", "heldout"
 FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "start": {
@@ -90,6 +120,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "start.collection": (T, ("{N} has a collection of {a} {I}.",)),
         "start.already": (T, ("{N} already has {a} {I}.", "{N} has saved {a} {I} so far.")),
         "start.keeps_in": (T, ("{N} keeps {a} {I} in a {s}.", "{N} owns a set of {a} {I}.")),
+        "start.past": (T, ("{N} had {a} {I}.", "Last week, {N} had {a} {I}.")),
         "start.belong": (H, ("{a} {I} belong to {N}.",)),
         "start.in_there": (H, ("In {N}'s collection there are {a} {I}.",)),
     },
@@ -115,6 +146,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "gain.extra": (T, ("{S} {gv} {b} extra {I}.", "{S} {gv} {b} more.")),
         "gain.sends": (T, ("{F} sends {O} {b} {I}.", "{F} hands {O} {b} more {I}.")),
         "gain.than": (T, ("{S} now has {b} more {I} than before.",)),
+        "gain.past": (T, ("{S} {gvd} {b} more {I}.", "{S} {gvd} {b} {I} at the fair.")),
         "gain.passive": (H, ("{S} is given {b} more {I}.",)),
         "gain.come": (H, ("{b} more {I} come to {O} from {F}.",)),
         "gain.collection": (H, ("{S} adds {b} {I} to {pos} collection.",)),
@@ -130,6 +162,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "lose.missing": (T, ("{b} {I} go missing from {posn} {s}.", "{S} finds that {b} {I} are missing.")),
         "lose.fewer": (T, ("{S} now has {b} fewer {I} than before.",)),
         "lose.of_own": (T, ("{S} {lv} {b} of {pos} {I}.",)),
+        "lose.past": (T, ("{S} {lvd} {b} {I}.", "{S} {lvd} {b} of them on the way home.")),
         "lose.passive": (H, ("{b} of {posn} {I} get lost.", "{b} of {posn} {I} get broken.")),
         "lose.takes": (H, ("{F} takes {b} {I} from {O}.",)),
         "lose.hands_over": (H, ("{S} hands {b} of {pos} {I} to {F}.",)),
@@ -139,6 +172,8 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "times.mult": (T, ("The number of {I} {Sl} has is multiplied by {k}.",)),
         "times.bigger": (T, ("{Pos} pile of {I} gets {k} times bigger.", "{Pos} pile of {I} grows {k} times bigger.")),
         "times.size": (T, ("{S} makes the pile {k} times its size.",)),
+        "times.words": (T, ("{S} has {kw} as many {I} as {p} had before.", "{S} now has {kw} as many.")),
+        "times.verb": (T, ("{S} {kv} {pos} {I}.", "{S} {kv} the number of {I} {p} has.")),  # k = 2 or 3
         "times.ends": (T, ("{S} ends up with {k} times the {I} {p} had.", "The amount of {I} {Sl} has becomes {k} times larger.")),
         "times.grow": (H, ("{Pos} pile of {I} grows to {k} times its size.",)),
         "times.makes": (H, ("{S} makes {pos} pile of {I} {k} times bigger.",)),
@@ -189,6 +224,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "comp.before": (T, ("Before {p} {vp2}, {p} {vp1}.",)),
         "comp.after_first": (T, ("After {vp1_ing}, {p} {vp2}.",)),
         "comp.later": (T, ("{S} {vp1}, and later {p} {vp2}.",)),
+        "comp.short": (T, ("{S} {svp1}, then {svp2}.", "After {svp1_ing}, {p} {svp2}.")),  # items left out
         "comp.after": (H, ("{S} {vp2} after {vp1_ing}.",)),
         "comp.first": (H, ("First {p} {vp1}; afterwards {p} {vp2}.",)),
     },
@@ -216,6 +252,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "q.now": (T, ("How many {I} does {p} have now?", "How many {I} does {N} have at the end?")),
         "q.in_end": (T, ("How many {I} does {N} have in the end?", "Find how many {I} {N} has now.")),
         "q.left": (T, ("What is the number of {I} that {N} has at the end?",)),
+        "q.have": (T, ("How many {I} does {N} have?", "How many {I} does {p} have left?")),
         "q.end_up": (T, ("How many {I} does {N} end up with?", "How many {I} does {N} have altogether now?")),
         "q.number": (H, ("What is the number of {I} {N} has in the end?",)),
         "q.find": (H, ("Find the number of {I} that {N} has now.",)),
@@ -231,6 +268,12 @@ _VP = {
     "gain": ("{gv} {b} more {I}", "{gv_ing} {b} more {I}"),
     "lose": ("{lv} {b} {I}", "{lv_ing} {b} {I}"),
     "split": ("divides them into {k} equal parts and keeps one part", "dividing them into {k} equal parts and keeping one part"),
+}
+# The same, told short (training families only): "finds 7 more, then gives away 5".
+_VP_SHORT = {
+    "gain": ("{gv} {b} more", "{gv_ing} {b} more"),
+    "lose": ("{lv} {b}", "{lv_ing} {b}"),
+    "split": ("splits them evenly into {k} piles and keeps one", "splitting them evenly into {k} piles and keeping one"),
 }
 
 _LOWER_AFTER_CONNECTOR = {"He", "She", "The", "Her", "His", "Each"}
@@ -336,6 +379,11 @@ class _Builder:
         self.name, self.friend = name, friends[rng.integers(len(friends))]
         self.pron = pron
         self.items = ITEMS[rng.integers(len(ITEMS))]
+        if split == "train":  # draws only here, so held-out problems stay as they were
+            if rng.random() < INVENTED_NAME_RATE:
+                self.name, self.pron = invented_name(rng), ("she", "he")[int(rng.integers(2))]
+            if rng.random() < MORE_ITEMS_RATE:
+                self.items = MORE_ITEMS[rng.integers(len(MORE_ITEMS))]
         self.events: list[_Event] = []
         self.steps: list[Step] = []
         self.used: list[str] = []
@@ -379,7 +427,9 @@ class _Builder:
         k = self.num(*self.spec["factor"])
         if self.value * k > self.spec["cap"]:
             return False
-        self.events.append(_Event("times", {"k": k, "kx": "twice" if k == 2 else f"{k} times"}))
+        self.events.append(_Event("times", {"k": k, "kx": "twice" if k == 2 else f"{k} times",
+                                             "kw": "twice" if k == 2 else f"{NUMBER_WORDS[k]} times",
+                                             "kv": {2: "doubles", 3: "triples"}.get(k, "")}))
         self.set_value(self.add_step("{N} has {claim} {I}.", "*", self.current, k), self.value * k)
         return True
 
@@ -450,6 +500,7 @@ class _Builder:
             Pos=f"{self.name}'s" if subject_is_name else pos.capitalize(),
             posn=f"{self.name}'s" if subject_is_name else pos, age=self.num(6, 70),
             refl=obj + "self", gv=gv, gv_ing=gv_ing, lv=lv, lv_ing=lv_ing, sv=self.pick(START_VERBS),
+            gvd=PAST[gv], lvd=PAST[lv],
             X=self.pick(OTHER_ITEMS),
         )
         values["c"], values["s"] = self.pick(CONTAINERS)  # type: ignore[misc]
@@ -461,13 +512,16 @@ class _Builder:
 
     def event_sentence(self, event: _Event, subject_is_name: bool) -> str:
         kind = event.kind
-        exclude = ("times.as_many",) if kind == "times" and event.slots["k"] > 9 else ()
+        k = event.slots.get("k", 0) if kind == "times" else 0
+        exclude = ("times.as_many",) * (k > 9) + ("times.words",) * (k >= len(NUMBER_WORDS)) + ("times.verb",) * (k > 3)
         return self.fill(self.family(kind, exclude), subject_is_name, **event.slots)
 
     def compound_sentence(self, first: _Event, second: _Event, subject_is_name: bool) -> str:
         template = self.family("compound")
-        vp1, vp1_ing = _VP[first.kind]
-        vp2, _ = _VP[second.kind]
+        short = "{svp1" in template
+        template = template.replace("{svp", "{vp")
+        vp1, vp1_ing = (_VP_SHORT if short else _VP)[first.kind]
+        vp2, _ = (_VP_SHORT if short else _VP)[second.kind]
         # The second event's amount slot is {b2}/{k2} so both events can share a sentence.
         vp2 = vp2.replace("{b}", "{b2}").replace("{k}", "{k2}")
         slots = {**first.slots, "b2": second.slots.get("b"), "k2": second.slots.get("k")}
@@ -508,7 +562,8 @@ class _Builder:
                 used = [f for f in self.used if f.startswith("dis.")]
                 if len(used) < len(self.fams["distractor"]):
                     text = self.fill(self.family("distractor", exclude=used), True, d=d)
-                    sentences.insert(int(rng.integers(1, len(sentences) + 1)), text)
+                    first = 0 if self.split == "train" else 1  # train: a distractor may open the problem
+                    sentences.insert(int(rng.integers(first, len(sentences) + 1)), text)
         if rng.random() < QUESTION_FIRST_RATE:
             return self.fill(self.family("question_first"), True) + " ".join(sentences)
         return " ".join(sentences) + " " + self.fill(self.family("question"), rng.random() < 0.5)

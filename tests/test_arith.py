@@ -211,3 +211,22 @@ def test_no_connector_is_glued_before_a_sentence_that_tells_its_own_time() -> No
     take no connector."""
     texts = [r["problem"] for r in generate(2000, seed=3)]
     assert not [t for t in texts if any(f"{c}{w} " in t for c in ("Then ", ", ") for w in ("After", "Before", "First"))]
+
+
+def test_training_problems_name_people_and_items_no_list_holds() -> None:
+    """Training problems use invented names and more items, so the model learns to copy a problem's own
+    name and item into its solution; held-out problems use only the shared lists."""
+    from eval_sets.arith import ITEMS, NAMES
+
+    names = {n for n, _ in NAMES}
+
+    def person(p) -> str:  # every level-1 solution step starts with the person's name
+        return p.steps[-1].sentence.split()[0]
+
+    train = [make_problem(0, 1, i) for i in range(300)]
+    invented = [p for p in train if person(p) not in names]
+    assert 60 <= len(invented) <= 180 and all(person(p) in p.text for p in invented)
+    assert 40 <= sum(not any(f" {item}" in p.text for item in ITEMS) for p in train) <= 150
+    heldout = [make_problem(0, 1, i, "heldout") for i in range(200)]
+    assert all(person(p) in names and any(f" {item}" in p.text for item in ITEMS) for p in heldout)
+
