@@ -119,7 +119,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "start.are_in": (T, ("{a} {I} are in {N}'s collection.",)),
         "start.collection": (T, ("{N} has a collection of {a} {I}.",)),
         "start.already": (T, ("{N} already has {a} {I}.", "{N} has saved {a} {I} so far.")),
-        "start.keeps_in": (T, ("{N} keeps {a} {I} in a {s}.", "{N} owns a set of {a} {I}.")),
+        "start.keeps_in": (T, ("{N} keeps {a} {I} in {a_s}.", "{N} owns a set of {a} {I}.")),
         "start.past": (T, ("{N} had {a} {I}.", "Last week, {N} had {a} {I}.")),
         "start.belong": (H, ("{a} {I} belong to {N}.",)),
         "start.in_there": (H, ("In {N}'s collection there are {a} {I}.",)),
@@ -174,7 +174,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "times.size": (T, ("{S} makes the pile {k} times its size.",)),
         "times.words": (T, ("{S} has {kw} as many {I} as {p} had before.", "{S} now has {kw} as many.")),
         "times.verb": (T, ("{S} {kv} {pos} {I}.", "{S} {kv} the number of {I} {p} has.")),  # k = 2 or 3
-        "times.ends": (T, ("{S} ends up with {k} times the {I} {p} had.", "The amount of {I} {Sl} has becomes {k} times larger.")),
+        "times.ends": (T, ("{S} ends up with {k} times the {I} {p} had.", "The number of {I} {Sl} has becomes {k} times larger.")),
         "times.grow": (H, ("{Pos} pile of {I} grows to {k} times its size.",)),
         "times.makes": (H, ("{S} makes {pos} pile of {I} {k} times bigger.",)),
     },
@@ -231,7 +231,7 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "connector": {
         "conn.none": (T, ("",)),
         "conn.then": (T, ("Then ", "After that, ", "Next, ", "Later, ", "Afterwards, ", "The next day, ")),
-        "conn.while": (T, ("After a while, ", "Soon after, ", "On Monday, ")),
+        "conn.while": (T, ("After a while, ", "Soon after, ", "A bit later, ")),
         "conn.soon": (H, ("The day after, ", "Later that day, ")),
     },
     "distractor": {
@@ -239,12 +239,12 @@ FAMILIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "dis.age": (T, ("{N} is {age} years old.",)),
         "dis.walk": (T, ("It takes {d} minutes to walk to the shop.", "The bus ride costs {d} cents.")),
         "dis.class": (T, ("There are {d} students in {N}'s school.", "That day, the shop sells {d} {X}.")),
-        "dis.price": (T, ("Each of {F}'s {X} costs {d} cents.", "A {s} costs {d} cents at the market.")),
+        "dis.price": (T, ("Each of {F}'s {X} costs {d} cents.", "{A_s} costs {d} cents at the market.")),
         "dis.street": (T, ("{N} lives {d} blocks from {F}.", "{d} people live on {N}'s street.")),
-        "dis.read": (T, ("{N} reads {d} pages of a book.", "{F} sleeps for {d} hours.")),
+        "dis.read": (T, ("{N} reads {d} pages of a book.", "{F} swims for {d} minutes.")),
         "dis.kin": (T, ("{N}'s brother is {age} years old.", "{F}'s sister has {d} {I}.")),
         "dis.count": (T, ("{N} counts {d} {X} in the park.", "The class has {d} {X} in total.")),
-        "dis.weather": (T, ("It rains for {d} minutes that day.", "The room is {d} degrees warm.")),
+        "dis.weather": (T, ("It rains for {d} minutes that day.", "It is {d} degrees outside.")),
         "dis.shop": (H, ("The shop is {d} minutes away.", "It costs {d} cents to ride the bus.")),
         "dis.school": (H, ("{N}'s school has {d} students.", "{F} owns {d} {X}.")),
     },
@@ -504,6 +504,8 @@ class _Builder:
             X=self.pick(OTHER_ITEMS),
         )
         values["c"], values["s"] = self.pick(CONTAINERS)  # type: ignore[misc]
+        article = "an" if str(values["s"])[0] in "aeiou" else "a"  # "an envelope"
+        values["a_s"], values["A_s"] = f"{article} {values['s']}", f"{article.capitalize()} {values['s']}"
         values.update(slots)
         text = template
         for _ in range(3):  # slots may hold slots ({vp1} holds {b})

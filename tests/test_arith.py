@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -230,3 +231,8 @@ def test_training_problems_name_people_and_items_no_list_holds() -> None:
     heldout = [make_problem(0, 1, i, "heldout") for i in range(200)]
     assert all(person(p) in names and any(f" {item}" in p.text for item in ITEMS) for p in heldout)
 
+
+def test_articles_agree_with_their_nouns() -> None:
+    """ "a envelope" was a generator slip in training text."""
+    texts = [r["problem"] for r in generate(3000, seed=4)]
+    assert not [t for t in texts if re.search(r"\b[Aa] [aeiou]", t)]
