@@ -205,9 +205,10 @@ def test_training_script_runs_end_to_end_tiny(tmp_path: Path) -> None:
     assert len(res.completions) == 2 and all(len(c.token_ids) <= 8 for c in res.completions)
 
 
-def test_the_train_command_trains_the_three_shipped_stages(tmp_path: Path, monkeypatch) -> None:
-    """`python -m ttscale.lab.train --out X` is the shipped recipe: the defaults (v7), STAGE2 from that
-    folder, STAGE3 from the second; the shipped lab_train.json is the last stage's config."""
+def test_the_train_command_trains_the_shipped_stages(tmp_path: Path, monkeypatch) -> None:
+    """`python -m ttscale.lab.train --out X` is the shipped recipe: the defaults (v7), then each stage of
+    STAGES_AFTER_THE_FIRST from the folder before, with its seed offset; the shipped lab_train.json is the
+    last stage's config."""
     from dataclasses import asdict
 
     from ttscale.lab import train as lab_train
@@ -215,14 +216,16 @@ def test_the_train_command_trains_the_three_shipped_stages(tmp_path: Path, monke
     calls = []
     monkeypatch.setattr(lab_train, "train", lambda out, seed, cfg, log_every, procs: calls.append((out, seed, cfg)))
     lab_train.main(["--out", str(tmp_path / "m"), "--seed", "3"])
-    (first, s1, c1), (second, s2, c2), (third, s3, c3) = calls
-    assert c1 == lab_train.TrainConfig() and third == tmp_path / "m" and s1 == s2 == s3 == 3
-    assert len({first, second, third}) == 3
-    assert c2 == lab_train.TrainConfig(**{**asdict(c1), **lab_train.STAGE2, "init": str(first)})
-    assert c3 == lab_train.TrainConfig(**{**asdict(c1), **lab_train.STAGE3, "init": str(second)})
+    assert len(calls) == 1 + len(lab_train.STAGES_AFTER_THE_FIRST) == 6
+    assert calls[0][2] == lab_train.TrainConfig() and calls[0][1] == 3 and calls[-1][0] == tmp_path / "m"
+    assert len({out for out, _, _ in calls}) == len(calls)
+    for (before, _, _), (_, seed, cfg), (stage, offset) in zip(calls, calls[1:], lab_train.STAGES_AFTER_THE_FIRST):
+        assert seed == 3 + offset
+        assert cfg == lab_train.TrainConfig(**{**asdict(calls[0][2]), **stage, "init": str(before)})
+    assert [seed for _, seed, _ in calls] == [3, 3, 3, 4, 5, 6]  # no two STAGE3s draw the same problems
     shipped = json.loads((ROOT / "ttscale/lab/arith/lab_train.json").read_text())
     assert {k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items() if k not in ("seed", "init")} \
-        == {k: v for k, v in asdict(c3).items() if k != "init"}
+        == {k: v for k, v in asdict(calls[-1][2]).items() if k != "init"}
     calls.clear()
     lab_train.main(["--out", str(tmp_path / "v7"), "--one-stage"])
     assert [c for _, _, c in calls] == [lab_train.TrainConfig()]
