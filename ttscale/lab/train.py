@@ -1,4 +1,4 @@
-"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about 194 minutes on 2 cores in
+"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about 190 minutes on 2 cores in
 six stages, deterministic in --seed on one machine).
 
     python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped recipe (six stages)
@@ -147,7 +147,7 @@ class TrainConfig:
 # v13's midpoint). The shipped bytes: v10 (git a60e29d), the fourth stage with seed 0 on the grammar of git
 # 1234fdb, then seeds 1 and 2 on the grammar of git c2b047e; `python -m ttscale.lab.train` trains all six stages
 # on the present grammar with seeds s, s, s, s+1, s+2, s+3 (the fourth stage takes another seed than the
-# third so that the two do not repeat the same problems; not rerun end to end: about 194 minutes).
+# third so that the two do not repeat the same problems; not rerun end to end: about 190 minutes).
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
           steps=3900)  # python -m ttscale.lab.train --out v4 --seed 0 --v4
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
