@@ -68,7 +68,7 @@ PAST = {"gets": "got", "finds": "found", "buys": "bought", "collects": "collecte
         "trades away": "traded away", "eats": "ate"}
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                 "eleven", "twelve")
-# Training problems only: more items, and invented names, so the model learns to copy whatever name and
+# Training problems only: more items, and invented names, meant to teach the model to copy whatever name and
 # item a problem is about instead of recalling the ones it has seen (the held-out split keeps the lists above).
 MORE_ITEMS = [
     "toys", "stones", "rings", "bells", "spoons", "boats", "stars", "peaches", "lemons", "cherries",

@@ -125,14 +125,14 @@ class TrainConfig:
 # connectors; held-out families and problems unchanged, a test pins them), the same third stage from v8's
 # folder (`--from <v8> --set drill_steps=400 --set drill_level_weights=1,2,4,4,2`, 18 minutes): held-out
 # greedy 0.78 / 0.38 / 0.08 (benchmarks/lab_model_errors.py). Its first two stages are v8's, trained on the
-# grammar before these families (git 027057c); this command then trained all three on the present one (not rerun:
+# grammar before these families (git 027057c); this command would have trained all three on that grammar (not rerun:
 # 142 minutes). Its lab_train.json "init" names that folder and commit.
 # v11 (tried, not shipped): v10's grammar plus invented names and 48 more items in 40% / 30% of training
 # problems, past-tense events, number words ("three times", "triples"), items left out ("finds 7 more, then
 # gives away 5") and distractors that may open a problem, the same third stage from
 # v8: held-out greedy 0.67 / 0.30 / 0.02, worse than v10; on 75 hand-written problems (benchmarks/data/
-# fresh_wording.jsonl) 0.28 / 0.12 / 0.00 against v10's 0.20 / 0.20 / 0.00. A broader grammar in the same
-# 1,100 steps teaches each structure less. The same stage again from v10's folder on the v11 grammar (a
+# fresh_wording.jsonl) 0.28 / 0.12 / 0.00 against v10's 0.20 / 0.20 / 0.00. Our reading (not tested): a broader grammar in
+# the same 1,100 steps teaches each structure less. The same stage again from v10's folder on the v11 grammar (a
 # fourth stage, 17 minutes): held-out 0.69 / 0.42 / 0.14 (v10 0.78 / 0.38 / 0.08), hand-written 0.32 / 0.20
 # / 0.12 greedy, pass@16 0.60 / 0.32 / 0.28 (v10 0.40 / 0.40 / 0.20): better by hand and at levels 2-3,
 # worse at held-out level 1 (v11b).
