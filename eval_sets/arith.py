@@ -94,6 +94,7 @@ _SPEC = {
 }
 COMPOUND_RATE = 0.35  # two consecutive simple events told in one sentence
 LATE_START_RATE = 0.2  # the starting amount is told after the first event
+QUESTION_FIRST_RATE = 0.2
 
 
 def invented_name(rng: np.random.Generator) -> str:
@@ -101,8 +102,6 @@ def invented_name(rng: np.random.Generator) -> str:
     parts = [str(rng.choice(_SYLLABLE_START)) + str(rng.choice(_SYLLABLE_VOWEL)) for _ in range(int(rng.integers(2, 4)))]
     return ("".join(parts) + str(rng.choice(_NAME_END))).capitalize()
 
-
-QUESTION_FIRST_RATE = 0.2
 
 # --- the grammar: family id -> (split, sentence structures) ------------------------------------------
 # Slots: {S} subject (name or pronoun), {N} name, {P}/{p} pronoun, {O} object (name or pronoun),

@@ -206,7 +206,6 @@ def test_heldout_problems_stay_fixed_when_training_families_grow() -> None:
     assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16] == "b119f40d8a7e717f"
 
 
-
 def test_no_connector_is_glued_before_a_sentence_that_tells_its_own_time() -> None:
     """ "Then After finding 5 more..." was a generator bug: sentences opening with Before / First / After
     take no connector."""
