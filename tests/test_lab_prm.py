@@ -20,7 +20,7 @@ from ttscale.lab.evaluate import held_out, problem_requests  # noqa: E402
 from ttscale.lab.train_prm import step_labels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-AUROC_FLOOR = 0.85  # the shipped PRM clears it on these samples; 0.905 on 3,106 held-out-family steps (benchmarks/lab_model_profile.py)
+AUROC_FLOOR = 0.85  # the shipped PRM clears it on these samples; 0.921 on 3,154 held-out-family steps (benchmarks/lab_model_profile.py)
 from ttscale.allocate.stats import auroc  # noqa: E402
 
 PROBLEM = "Hana has 12 stickers. She buys 3 packs with 4 stickers in each pack. How many stickers does she have now?"
