@@ -216,13 +216,13 @@ def test_the_train_command_trains_the_shipped_stages(tmp_path: Path, monkeypatch
     calls = []
     monkeypatch.setattr(lab_train, "train", lambda out, seed, cfg, log_every, procs: calls.append((out, seed, cfg)))
     lab_train.main(["--out", str(tmp_path / "m"), "--seed", "3"])
-    assert len(calls) == 1 + len(lab_train.STAGES_AFTER_THE_FIRST) == 8
+    assert len(calls) == 1 + len(lab_train.STAGES_AFTER_THE_FIRST) == 9
     assert calls[0][2] == lab_train.TrainConfig() and calls[0][1] == 3 and calls[-1][0] == tmp_path / "m"
     assert len({out for out, _, _ in calls}) == len(calls)
     for (before, _, _), (_, seed, cfg), (stage, offset) in zip(calls, calls[1:], lab_train.STAGES_AFTER_THE_FIRST):
         assert seed == 3 + offset
         assert cfg == lab_train.TrainConfig(**{**asdict(calls[0][2]), **stage, "init": str(before)})
-    assert [seed for _, seed, _ in calls] == [3, 3, 3, 4, 5, 6, 7, 8]  # no two STAGE3s draw the same problems
+    assert [seed for _, seed, _ in calls] == [3, 3, 3, 4, 5, 6, 7, 8, 9]  # no two STAGE3s draw the same problems
     shipped = json.loads((ROOT / "ttscale/lab/arith/lab_train.json").read_text())
     assert {k: tuple(v) if isinstance(v, list) else v for k, v in shipped.items() if k not in ("seed", "init")} \
         == {k: v for k, v in asdict(calls[-1][2]).items() if k != "init"}

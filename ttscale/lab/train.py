@@ -1,7 +1,7 @@
-"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about 225 minutes on 2 cores in
-eight stages, deterministic in --seed on one machine).
+"""Train the lab policy `lab:arith` from scratch on arith problems (CPU, about 240 minutes on 2 cores in
+nine stages, deterministic in --seed on one machine).
 
-    python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped recipe (eight stages)
+    python -m ttscale.lab.train --out ttscale/lab/arith --seed 0        # the shipped recipe (nine stages)
     python -m ttscale.lab.train --out /tmp/v7 --seed 0 --one-stage      # the first stage only (v7)
     python -m ttscale.lab.train --out /tmp/tiny --seed 0 --tiny         # seconds, for tests
     python -m ttscale.lab.train --out /tmp/more --seed 1 --from ttscale/lab/arith   # one more stage (STAGE2)
@@ -77,7 +77,7 @@ class TrainConfig:
     init: str = ""  # continue from this model folder (its weights and tokenizer): a second training stage
 
 
-# The shipped weights (v16) are eight stages: the defaults above (v7), STAGE2 from v7's folder (v8), then
+# The shipped weights (v16) are nine stages: the defaults above (v7), STAGE2 from v7's folder (v8), then
 # STAGE3 from v8's folder (v10), then six more STAGE3s (v11b, v12, v13, v14, v15, v16), each on the grammar of its day
 # (see v10, v13 and v16 below for which).
 # v7 (the first stage; shipped alone before v8): 4,300 steps of 4,096 tokens, 1,900 of them arithmetic
@@ -144,15 +144,15 @@ class TrainConfig:
 # training families 0.90 / 0.73 / 0.41; by hand 0.32 / 0.36 / 0.04 greedy, maj@16 0.32 / 0.44 / 0.08
 # (25 problems a level: v12 and v13 differ by one or two problems there). Stages 4-6 are one stage each
 # of fresh problems: the model was still learning (training loss 0.39 -> 0.21 in v12's stage, 0.25 at
-# v13's midpoint). The shipped bytes: v10 (git a60e29d), the fourth stage with seed 0 on the grammar of git
+# v13's midpoint). v13's bytes: v10 (git a60e29d), the fourth stage with seed 0 on the grammar of git
 # 1234fdb, then seeds 1 and 2 on the grammar of git c2b047e (the fourth stage takes another seed than the
 # third so that the two do not repeat the same problems).
-# v14, v15, v16 (shipped): three more, `--from <v13> ... --seed 3`, then from each with seeds 4 and 5 (16
+# v14, v15, v16 (v16 shipped): three more, `--from <v13> ... --seed 3`, then from each with seeds 4 and 5 (16
 # minutes each, training loss 0.15 / 0.12 / 0.11 at their ends), on the grammar of git c2b047e (its generated
 # problems unchanged through git 869bf23): held-out greedy 0.92 / 0.69 / 0.33, 0.90 / 0.71 / 0.41, 0.96 / 0.74
 # / 0.48; by hand 0.32 / 0.40 / 0.08, 0.40 / 0.44 / 0.12, 0.44 / 0.48 / 0.12. The shipped bytes: v13's
-# chain above, then seeds 3, 4 and 5; `python -m ttscale.lab.train` trains all eight stages on the present
-# grammar with seeds s, s, s, s+1, ..., s+5 (not rerun end to end: about 225 minutes).
+# chain above, then seeds 3, 4 and 5; `python -m ttscale.lab.train` trains all nine stages on the present
+# grammar with seeds s, s, s, s+1, ..., s+6 (not rerun end to end: about 240 minutes).
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
           steps=3900)  # python -m ttscale.lab.train --out v4 --seed 0 --v4
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
@@ -161,8 +161,9 @@ V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, ari
 STAGE2 = dict(steps=1100, drill_steps=200, curriculum_steps=0, examples=30000, lr=1e-3, warmup=20, drill_facts=16)
 STAGE3 = dict(STAGE2, drill_steps=400, drill_level_weights=(1, 2, 4, 4, 2))
 # The shipped recipe after the first stage, each continuing from the one before: (settings, seed offset).
-# The later STAGE3s draw other problems (seed + 1, ...): more problem steps kept helping (v12, v13 below).
-STAGES_AFTER_THE_FIRST = ((STAGE2, 0), (STAGE3, 0), (STAGE3, 1), (STAGE3, 2), (STAGE3, 3), (STAGE3, 4), (STAGE3, 5))
+# The later STAGE3s draw other problems (seed + 1, ...): more problem steps kept helping (v12-v16 below).
+STAGES_AFTER_THE_FIRST = ((STAGE2, 0), (STAGE3, 0), (STAGE3, 1), (STAGE3, 2), (STAGE3, 3), (STAGE3, 4), (STAGE3, 5),
+                         (STAGE3, 6))
 
 TINY = TrainConfig(examples=240, drill_steps=4, arith_first_steps=2, steps=10, curriculum_steps=2, batch_tokens=2048, warmup=2,
                    vocab_size=360, hidden_size=64, intermediate_size=128, layers=2, heads=2, exclude_eval=False)
@@ -475,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from", dest="init", type=Path, help="one more stage: continue from this model folder "
                         "with the STAGE2 settings (mostly problems, lower learning rate)")
     parser.add_argument("--one-stage", action="store_true",
-                        help="train the first stage only (v7); the default trains all eight, as shipped")
+                        help="train the first stage only (v7); the default trains all nine, as shipped")
     parser.add_argument("--procs", type=int, default=None,
                         help="data-parallel processes, one core each (default: 2 if the machine has 2 cores, "
                              "1 with --tiny)")

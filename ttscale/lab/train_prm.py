@@ -36,7 +36,7 @@ PRM_SEED_BASE = 5000  # sampled problems come from train-split arith seeds >= 50
 @dataclass(frozen=True)
 class PRMTrainConfig:
     # Twice v8's 1,500 problems and 400 steps: on v9's samples (fewer slips to learn from) those gave step
-    # AUROC 0.897 on held-out families, these 0.905 (benchmarks/lab_model_profile.py); on v10's 0.917, on v13's 0.905, 17 minutes.
+    # AUROC 0.897 on held-out families, these 0.905 (benchmarks/lab_model_profile.py); on v10's 0.917, on v13's 0.905, on v16's 0.921 (19 minutes).
     problems: int = 3000  # per sampling run, spread over levels 1-5
     samples: int = 4  # per problem, at `temperature`
     temperature: float = 1.0
