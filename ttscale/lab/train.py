@@ -162,8 +162,8 @@ STAGE2 = dict(steps=1100, drill_steps=200, curriculum_steps=0, examples=30000, l
 STAGE3 = dict(STAGE2, drill_steps=400, drill_level_weights=(1, 2, 4, 4, 2))
 # The shipped recipe after the first stage, each continuing from the one before: (settings, seed offset).
 # The later STAGE3s draw other problems (seed + 1, ...): more problem steps kept helping (v12-v16 below).
-STAGES_AFTER_THE_FIRST = ((STAGE2, 0), (STAGE3, 0), (STAGE3, 1), (STAGE3, 2), (STAGE3, 3), (STAGE3, 4), (STAGE3, 5),
-                         (STAGE3, 6))
+STAGE3_COUNT = 7  # v10, v11b, v12, v13, v14, v15, v16
+STAGES_AFTER_THE_FIRST = ((STAGE2, 0), *((STAGE3, k) for k in range(STAGE3_COUNT)))
 
 TINY = TrainConfig(examples=240, drill_steps=4, arith_first_steps=2, steps=10, curriculum_steps=2, batch_tokens=2048, warmup=2,
                    vocab_size=360, hidden_size=64, intermediate_size=128, layers=2, heads=2, exclude_eval=False)
