@@ -15,6 +15,7 @@ from ttscale.allocate import DEFAULT_POLICY, Policy, load_policy
 from ttscale.allocate.calibrate import calibrate
 from ttscale.allocate.controller import Controller, PromptState
 from ttscale.allocate.estimators import make_estimator
+from ttscale.allocate.features import probe_features
 from ttscale.allocate.policy import monotone_at, vote_accuracy
 from ttscale.allocate.stats import fit_logistic, spearman
 from ttscale.requests import Completion, GenResult
@@ -259,11 +260,53 @@ def test_policy_default_choices_and_json_roundtrip(tmp_path):
 
 def test_hand_written_policy_targets_budget_per_bin():
     policy = {"bins": [0.3, 1.0], "table": {"0": {"strategy": "best_of_n", "budget": 4},
-                                              "1": {"strategy": "best_of_n", "budget": 12}}}
+                                              "1": {"strategy": "best_of_n", "budget": 12}},
+              "spend_leftover": False}
     engine, _ = engine_for(mixed_script)
     results = {r.problem: r for r in engine.solve_batch(["easy a", "split a"], strategy="auto", budget=16, policy=policy)}
     assert alloc(results["easy a"])["budget_received"] == 4
     assert alloc(results["split a"])["budget_received"] <= 12
+    assert all(w["leftover"] == 0 for w in alloc(results["split a"])["waves"])
+    # by default the budget no curve claims goes to the open prompt; the settled one still gets nothing
+    results = {r.problem: r for r in engine.solve_batch(["easy a", "split a"], strategy="auto", budget=16,
+                                                        policy={**policy, "spend_leftover": True})}
+    assert alloc(results["easy a"])["budget_received"] == 4
+    assert 12 < alloc(results["split a"])["budget_received"] <= 32 - 4
+    assert alloc(results["split a"])["waves"][0]["leftover"] > 0  # the report says where it came from
+
+
+def tokens_state(controller: Controller, answers: str, length: int) -> PromptState:
+    s = controller.add(PromptState(problem="q"))
+    s.candidates = [Candidate("", [0] * length, "stop", answer=a, cluster=int(a), meta={"phase": "probe"})
+                    for a in answers]
+    return s
+
+
+RISING = {"bins": [1.0], "table": {"0": {"strategy": "best_of_n", "budget": 8,
+                                          "curves": {"best_of_n": {2: 0.4, 4: 0.5, 8: 0.6, 16: 0.7}}}}}
+
+
+def test_gain_per_token_decides_who_gets_the_pool():
+    """Two prompts of the same bin and votes, one writing 4x longer solutions: the same gain costs the
+    short one a quarter of the tokens, so it gets the batch's spare candidates."""
+    policy = Policy.from_dict(RISING)
+    c = Controller(policy, make_estimator("probe", policy), budget=8, n_prompts=2)
+    short, long_ = tokens_state(c, "1212", 10), tokens_state(c, "1212", 40)
+    plans = c.plan([short, long_])
+    assert short.allowance == 4 + 8 and not plans[0].stop  # all of the 8 spare candidates
+    assert long_.allowance == 4 and plans[1].stop
+
+
+def test_the_pool_is_counted_in_tokens():
+    """A settled short prompt hands back its candidates, but a long-winded prompt can buy only as many
+    as the batch's tokens pay for: B x the probes' lengths, what a uniform strategy at B would spend."""
+    policy = Policy.from_dict(RISING)
+    c = Controller(policy, make_estimator("probe", policy), budget=8, n_prompts=2)
+    settled, long_ = tokens_state(c, "1111", 10), tokens_state(c, "1212", 40)
+    c.plan([settled, long_])
+    assert c.token_total == 8 * (10 + 40)
+    assert settled.allowance == 4 and settled.reason.startswith("settled")
+    assert long_.allowance == 4 + (c.token_total - 4 * 10 - 4 * 40) // 40 == 9  # the candidate pool had 8
 
 
 def test_a_curve_that_is_flat_then_jumps_still_gets_its_budget():
@@ -495,3 +538,13 @@ def test_find_stop_is_the_earliest_stop_string():
     assert find_stop("The answer is 4.", ("\n\n", "answer")) == (4, "answer")
     assert find_stop("no stop here", ("\n\n", "")) is None
 
+
+
+def test_probe_length_is_a_feature_read_the_same_live_and_from_records():
+    """`log_tokens` (the probes' mean length) comes from token ids during a solve and from the `tokens`
+    a bench record keeps, so calibrate fits on what auto sees."""
+    live = [Candidate("", [0] * n, "stop", answer="1", cluster=0) for n in (20, 60)]
+    recorded = [{"answer": "1", "cluster": 0, "tokens": n} for n in (20, 60)]
+    f_live, f_rec = probe_features("q", live), probe_features("q", recorded)
+    assert f_live["log_tokens"] == f_rec["log_tokens"] == pytest.approx(math.log1p(40))
+    assert probe_features("q", [{"answer": "1", "cluster": 0}])["log_tokens"] == 0.5  # unknown: neutral

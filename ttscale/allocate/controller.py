@@ -6,10 +6,14 @@ is still open, and:
 1. re-estimates each prompt's difficulty from its samples so far (the configured estimator);
 2. stops the prompts whose answer is settled: all samples agree (and the verifier does not object), the
    leading answer is verifier-accepted, or a clear consensus holds; and prompts at their cap;
-3. shares the rest of the batch pool (B x prompts - candidates already made) by expected gain: each
-   prompt's difficulty bin has an accuracy-vs-budget curve (the policy's), and budget goes, a doubling
-   at a time, to whichever prompt gains the most accuracy per extra candidate, until the pool is empty
-   or no prompt gains `min_gain` per candidate. Settled and hopeless prompts (flat curves) get nothing;
+3. shares the rest of the batch pool by expected gain per token: the pool is B x prompts candidates and
+   B x (the prompts' probe lengths, summed) generated tokens, so auto spends no more tokens than a
+   uniform strategy at B would (a long-winded prompt's candidate costs more). Each prompt's difficulty
+   bin has an accuracy-vs-budget curve (the policy's), and budget goes, a step at a time, to whichever
+   prompt gains the most accuracy per token, while some prompt gains `min_gain` per candidate. What is
+   left then (`spend_leftover`) goes to the open prompts a step at a time, fewest candidates first and
+   hopeless ones last: the user set the budget, and curves fitted on a few dozen problems per bin are
+   flat within their noise at large budgets. Settled prompts get nothing;
 4. stops the prompts whose answer cannot change within what they were allotted (leader's votes exceed
    the runner-up's plus the allotment), hands that back, and shares again;
 5. gives each remaining prompt its next wave: a doubling of its samples, or, when the policy prefers
@@ -17,7 +21,8 @@ is still open, and:
    run of it (particle, beam, parallel_thinking, refine).
 
 Every wave is spent through the scheduler with all prompts at once, and the pool is only ever reduced by
-candidates actually allotted, so sum(candidates) <= B x prompts holds exactly.
+candidates actually allotted, so sum(candidates) <= B x prompts holds exactly; the token pool holds to
+the accuracy of each prompt's mean length so far.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ttscale.allocate.estimators import Estimator
-from ttscale.allocate.features import leader_runner_up, mean_score, probe_features, vote_counts
+from ttscale.allocate.features import generated_tokens, leader_runner_up, mean_score, probe_features, vote_counts
 from ttscale.allocate.policy import Policy
 from ttscale.strategies.base import Candidate
 
@@ -46,6 +51,7 @@ class PromptState:
     bin: int | None = None
     features: dict[str, float] = field(default_factory=dict)  # of the probes
     allowance: int = 0  # planned total candidates at the latest decision
+    leftover: int = 0  # of which no curve claimed them: the pool's rest, shared round the open prompts
     waves: list[dict[str, Any]] = field(default_factory=list)
     searched: bool = False  # the bin's strategy (a search, parallel_thinking, refine) spent the allotment
     done: bool = False
@@ -90,6 +96,7 @@ class Controller:
         self.probe_k = min(budget, policy.probe_k, max(2, budget // 2))
         self.states: list[PromptState] = []
         self.decisions = 0
+        self.token_total: float | None = None  # fixed at the first decision, from the probes' lengths
 
     def add(self, state: PromptState) -> PromptState:
         state.probe_k = self.probe_k
@@ -107,6 +114,18 @@ class Controller:
     @property
     def spent(self) -> int:
         return sum(s.spent for s in self.states)
+
+    # -- tokens -----------------------------------------------------------------------------------------
+    def cost(self, s: PromptState) -> float:
+        """Expected generated tokens of one more candidate of this prompt: its mean so far (the mean of
+        all prompts when it has none; 1 when no backend reported tokens, so tokens count candidates)."""
+        own = s.candidates or [c for t in self.states for c in t.candidates]
+        return sum(length(c) for c in own) / len(own) if own else 1.0
+
+    def tokens_left(self) -> float:
+        if self.token_total is None:
+            self.token_total = self.budget * sum(self.cost(s) for s in self.states)
+        return self.token_total - sum(length(c) for s in self.states for c in s.candidates)
 
     # -- estimates --------------------------------------------------------------------------------------
     def features(self, state: PromptState, candidates: list[Candidate]) -> dict[str, float]:
@@ -180,22 +199,37 @@ class Controller:
         return ""
 
     def share(self, active: list[PromptState], pool: int) -> tuple[dict[int, int], int]:
-        """Planned total candidates per prompt, and what is left of the pool.
+        """Planned total candidates per prompt, and what is left of the pool (0 once the tokens run out).
 
         Greedy in steps of `probe_k` candidates: each step goes to the prompt whose bin curve promises the
-        most accuracy per extra candidate from where it stands (ties: the prompt with fewer candidates).
-        The promise looks ahead to every budget up to the cap, not only the next step: fitted curves are
-        often flat and then jump (a search that pays only from 16 candidates), and a next-step gain of
-        zero would stop such a prompt short of the jump."""
+        most accuracy per token from where it stands (ties: the prompt with fewer candidates). The promise
+        looks ahead to every budget up to the cap, not only the next step: fitted curves are often flat and
+        then jump (a search that pays only from 16 candidates), and a next-step gain of zero would stop
+        such a prompt short of the jump. Then, with `spend_leftover`, what no curve claimed goes round
+        the open prompts a step at a time."""
         allot = {id(s): s.spent for s in active}
         step = max(1, self.probe_k)
         hopeless = [self.hopeless(s) for s in active]
+        cost = [self.cost(s) for s in active]
+        tokens = self.tokens_left()
         memo: dict[tuple[int, int], float] = {}
 
         def value(bin_: int, b: int) -> float:
             if (bin_, b) not in memo:
                 memo[(bin_, b)] = self.policy.accuracy(bin_, b, self.verifier)
             return memo[(bin_, b)]
+
+        def take(i: int) -> int:
+            """Allot up to a step to prompt i within the cap and both pools; how many it got."""
+            nonlocal pool, tokens
+            s = active[i]
+            n = min(step, self.cap - allot[id(s)], pool, int(tokens // cost[i]))
+            if n > 0:
+                allot[id(s)] += n
+                pool -= n
+                tokens -= n * cost[i]
+            return max(n, 0)
+
         heap: list[tuple[float, int, int]] = []
 
         def push(i: int) -> None:
@@ -205,23 +239,30 @@ class Controller:
                 return
             now = value(s.bin, max(v, 1))
             ahead = sorted({min(t, self.cap) for t in range(v + step, self.cap + step, step)})
-            rate = max((value(s.bin, t) - now) / (t - v) for t in ahead)
+            rate = max((value(s.bin, t) - now) / (t - v) for t in ahead)  # per candidate
             if hopeless[i]:
                 rate *= self.policy.hopeless_scale
-            heapq.heappush(heap, (-round(rate, 9), v, i))
+            if rate >= self.policy.min_gain:
+                heapq.heappush(heap, (-round(rate / cost[i], 12), v, i))  # ordered per token
 
         for i in range(len(active)):
             push(i)
         while heap and pool > 0:
-            neg_rate, v, i = heapq.heappop(heap)
-            if -neg_rate < self.policy.min_gain:
-                break
-            s = active[i]
-            take = min(step, self.cap - v, pool)
-            allot[id(s)] = v + take
-            pool -= take
-            push(i)
-        return allot, pool
+            _, _, i = heapq.heappop(heap)
+            if take(i):
+                push(i)
+        claimed = dict(allot)
+        if self.policy.spend_leftover:
+            rest = [(hopeless[i], allot[id(s)], i) for i, s in enumerate(active) if allot[id(s)] < self.cap]
+            heapq.heapify(rest)
+            while rest and pool > 0:
+                h, _, i = heapq.heappop(rest)
+                if take(i) and allot[id(active[i])] < self.cap:
+                    heapq.heappush(rest, (h, allot[id(active[i])], i))
+        for s in active:
+            s.leftover = allot[id(s)] - claimed[id(s)]
+        cheapest = min(cost, default=1.0)
+        return allot, pool if tokens >= cheapest else 0
 
     def hopeless(self, s: PromptState) -> bool:
         """Evidence that more samples do not help: after at least two waves (the probe and a doubling),
@@ -266,3 +307,8 @@ class Controller:
         s.reason = reason
         s.allowance = s.spent
         return STOP
+
+
+def length(c: Candidate) -> int:
+    """A candidate's generated tokens for the token pool (at least 1: a backend that reports none)."""
+    return max(1, generated_tokens(c) or 0)

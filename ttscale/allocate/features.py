@@ -2,7 +2,8 @@
 (during a solve) and from bench records (when `ttscale calibrate` fits a model), so a fitted estimator
 sees at run time exactly what it was fitted on.
 
-All features are in [0, 1] except `log_chars`; a missing signal takes its neutral value (0.5).
+All features are in [0, 1] except `log_chars` and `log_tokens` (the probes' mean length: a problem that
+takes more steps takes more tokens); a missing signal takes its neutral value (0.5).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-FEATURES = ("log_chars", "agreement", "distinct", "no_answer", "logprob", "verifier", "pik")
+FEATURES = ("log_chars", "log_tokens", "agreement", "distinct", "no_answer", "logprob", "verifier", "pik")
 NEUTRAL = 0.5
 
 
@@ -36,6 +37,15 @@ def vote_counts(candidates: Iterable[Any], key: str | None = None) -> list[tuple
             s = (_get(c, "scores") or {}).get(key) if key else None
             totals[cl] = totals.get(cl, 0.0) + (float(s) if s is not None else 0.0)
     return sorted(counts.items(), key=lambda kv: (-kv[1], -totals[kv[0]], first[kv[0]]))
+
+
+def generated_tokens(c: Any) -> int | None:
+    """A candidate's generated tokens: `tokens` in a bench record, its token ids when live."""
+    n = _get(c, "tokens")
+    if n is None:
+        ids = _get(c, "token_ids")
+        n = None if ids is None else len(ids)
+    return None if n is None else int(n)
 
 
 def leader_runner_up(candidates: Sequence[Any]) -> tuple[int, int]:
@@ -69,8 +79,10 @@ def probe_features(problem: str | int, candidates: Sequence[Any], verifier: str 
     chars = problem if isinstance(problem, int) else len(problem)
     lp = mean_score(candidates, "logprob")
     ver = mean_score(candidates, verifier)
+    lengths = [n for n in (generated_tokens(c) for c in candidates) if n is not None]
     return {
         "log_chars": math.log1p(chars),
+        "log_tokens": math.log1p(sum(lengths) / len(lengths)) if lengths else NEUTRAL,
         "agreement": lead / k,
         "distinct": len(counts) / k,
         "no_answer": 1.0 - answered / k,

@@ -56,7 +56,8 @@ class Policy:
     accept_score: float = 0.95  # a leader holding half the votes whose verifier mean >= this is accepted
     consensus_share: float = 0.8  # stop once the leader has this share of the votes ...
     consensus_votes: int = 6  # ... and at least this many votes
-    min_gain: float = 0.001  # expected accuracy gained per extra candidate below which nothing is spent
+    min_gain: float = 0.001  # expected accuracy gained per extra candidate below which no curve claims budget
+    spend_leftover: bool = True  # what no curve claims goes round the open prompts (false: give it back)
     cap_factor: float = 4.0  # a prompt may receive at most cap_factor x the average budget ...
     max_per_prompt: int = 64  # ... and never more than this
     min_particles: int = 4  # a search gets at least this many particles, else more samples instead

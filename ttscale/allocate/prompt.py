@@ -98,7 +98,8 @@ def _auto(task: Task, controller: Controller, state: PromptState, shared: bool, 
         if plan.stop:
             break
         wave = {"decision": controller.decisions, "kind": plan.kind, "strategy": plan.strategy, "n": plan.n,
-                "difficulty": round(state.difficulty_now or 0.0, 4), "bin": state.bin}
+                "difficulty": round(state.difficulty_now or 0.0, 4), "bin": state.bin,
+                "allotment": state.allowance, "leftover": state.leftover}
         state.waves.append(wave)
         if plan.kind == "search":
             yield from search_wave(task, state, plan, verifier, how)
