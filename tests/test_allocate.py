@@ -305,7 +305,7 @@ def test_the_pool_is_counted_in_tokens():
     settled, long_ = tokens_state(c, "1111", 10), tokens_state(c, "1212", 40)
     c.plan([settled, long_])
     assert c.token_total == 8 * (10 + 40)
-    assert settled.allowance == 4 and settled.reason.startswith("settled")
+    assert settled.allowance == 4 and settled.reason.startswith("settled") and settled.leftover == 0
     assert long_.allowance == 4 + (c.token_total - 4 * 10 - 4 * 40) // 40 == 9  # the candidate pool had 8
 
 
@@ -548,3 +548,4 @@ def test_probe_length_is_a_feature_read_the_same_live_and_from_records():
     f_live, f_rec = probe_features("q", live), probe_features("q", recorded)
     assert f_live["log_tokens"] == f_rec["log_tokens"] == pytest.approx(math.log1p(40))
     assert probe_features("q", [{"answer": "1", "cluster": 0}])["log_tokens"] == 0.5  # unknown: neutral
+    assert probe_features("q", [Candidate("", [], "stop", answer="1", cluster=0)])["log_tokens"] == 0.5  # none reported

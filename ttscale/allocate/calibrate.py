@@ -181,7 +181,10 @@ def build_rows(records: list[BenchRecord], texts: dict[str, str], probe_k: int, 
         feats = (r.details.get("allocation") or {}).get("features")
         if r.strategy == "auto" and feats and str(r.problem_id) in samples:
             sr, n = rate(str(r.problem_id), None, 0)
-            rows.append(Row(str(r.problem_id), int(r.seed), {k: float(v) for k, v in feats.items()}, sr, n))
+            f = {k: float(v) for k, v in feats.items()}
+            if "log_tokens" not in f:  # recorded before the feature existed: the probes are the first k candidates
+                f["log_tokens"] = probe_features(0, r.candidates[:int(f.get("k", probe_k))])["log_tokens"]
+            rows.append(Row(str(r.problem_id), int(r.seed), f, sr, n))
     return rows
 
 

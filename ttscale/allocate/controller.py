@@ -8,7 +8,8 @@ is still open, and:
    leading answer is verifier-accepted, or a clear consensus holds; and prompts at their cap;
 3. shares the rest of the batch pool by expected gain per token: the pool is B x prompts candidates and
    B x (the prompts' probe lengths, summed) generated tokens, so auto spends no more tokens than a
-   uniform strategy at B would (a long-winded prompt's candidate costs more). Each prompt's difficulty
+   uniform strategy at B would, to within what the probes' lengths foretell (a long-winded prompt's
+   candidate costs more; a search's pruned particles cost tokens no final candidate shows). Each prompt's difficulty
    bin has an accuracy-vs-budget curve (the policy's), and budget goes, a step at a time, to whichever
    prompt gains the most accuracy per token, while some prompt gains `min_gain` per candidate. What is
    left then (`spend_leftover`) goes to the open prompts a step at a time, fewest candidates first and
@@ -288,10 +289,11 @@ class Controller:
         if more > 0:
             return f"answer cannot change: leader {lead} votes vs {second}, at most {more} more"
         d = s.difficulty_now if s.difficulty_now is not None else 0.0
+        if left <= 0:
+            return (f"batch budget spent: it went to prompts with more to gain per token (difficulty {d:.2f}, "
+                    f"{lead}/{s.spent} agree)")
         if self.hopeless(s) or s.bin == len(self.policy.bins) - 1:
             return f"hopeless: difficulty {d:.2f}, {lead}/{s.spent} agree; more samples are not expected to help"
-        if left <= 0:
-            return f"batch budget went to prompts with more to gain (difficulty {d:.2f}, {lead}/{s.spent} agree)"
         return f"no gain expected from more candidates (difficulty {d:.2f}, {lead}/{s.spent} agree)"
 
     def next_wave(self, s: PromptState) -> Plan:
@@ -306,6 +308,7 @@ class Controller:
         s.done = True
         s.reason = reason
         s.allowance = s.spent
+        s.leftover = 0
         return STOP
 
 

@@ -40,12 +40,13 @@ def vote_counts(candidates: Iterable[Any], key: str | None = None) -> list[tuple
 
 
 def generated_tokens(c: Any) -> int | None:
-    """A candidate's generated tokens: `tokens` in a bench record, its token ids when live."""
+    """A candidate's generated tokens: `tokens` in a bench record, its token ids when live (None when
+    the backend reported none: 0 is not a length any real completion has)."""
     n = _get(c, "tokens")
     if n is None:
         ids = _get(c, "token_ids")
         n = None if ids is None else len(ids)
-    return None if n is None else int(n)
+    return int(n) if n else None
 
 
 def leader_runner_up(candidates: Sequence[Any]) -> tuple[int, int]:

@@ -154,8 +154,8 @@ class TrainConfig:
 # chain above, then seeds 3, 4 and 5; `python -m ttscale.lab.train` trains all nine stages on the present
 # grammar with seeds s, s, s, s+1, ..., s+6 (not rerun end to end: about 240 minutes).
 # v17 (measured, not shipped): one more, `--from <v16> ... --seed 6` (18 minutes, loss 0.11): held-out greedy
-# 0.95 / 0.70 / 0.54 / 0.35 / 0.05, by hand 0.44 / 0.52 / 0.20, but its samples agree more (held-out pass@16
-# over greedy +0.11 / +0.21 / +0.13 at levels 3-5, v16 +0.19 / +0.26 / +0.09), a PRM trained on its samples
+# 0.95 / 0.70 / 0.54 / 0.35 / 0.05, by hand 0.44 / 0.52 / 0.20, but its samples agree more at levels 3-4
+# (held-out pass@16 over greedy +0.11 / +0.21 / +0.13 at levels 3-5, v16 +0.19 / +0.26 / +0.09), a PRM trained on its samples
 # scored step AUROC 0.887 (v16's 0.921), and parallel_thinking@8 fell behind best_of_n@8: more issue goals
 # held with v16.
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
