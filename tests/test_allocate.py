@@ -161,6 +161,16 @@ def test_single_prompt_escalates_to_search_with_a_verifier():
     assert "search" in r.details and r.details["search"]["verifier"] == "step_keyword"
 
 
+def test_a_search_is_charged_what_it_generated_not_what_it_returned():
+    """Particle filtering drops and copies particles: the tokens behind its final candidates are not what
+    it generated. The token pool is charged the backend's count, the same as the ledger's."""
+    engine, _ = engine_for(stepwise_script)
+    r = engine.solve("split problem", strategy="auto", budget=16, verifier="step_keyword")
+    assert alloc(r)["strategy"] == "best_of_n+particle"
+    returned = sum(len(c.token_ids) for c in r.candidates)
+    assert alloc(r)["generated_tokens"] == r.ledger.generated_tokens != returned
+
+
 def test_without_a_verifier_there_is_no_search():
     engine, _ = engine_for(stepwise_script)
     r = engine.solve("split problem", strategy="auto", budget=16)
@@ -480,6 +490,8 @@ def test_budget_is_conserved_with_mixed_strategies_across_bins(hard_strategy, ve
     assert "best_of_n" in used and f"best_of_n+{hard_strategy}" in used, used  # both bins ran their own
     for r in results:
         assert r.ledger.candidates == len(r.candidates) == alloc(r)["budget_received"]
+        # the token pool is charged what the backend generated, a search's discarded work included
+        assert alloc(r)["generated_tokens"] == r.ledger.generated_tokens > 0
         assert r.details["verifier"] == verifier
         if hard_strategy == "parallel_thinking" and hard_strategy in alloc(r)["strategy"]:
             assert r.details["search"]["verifier"] is None  # unjudged: not arith_steps by default

@@ -9,7 +9,8 @@ is still open, and:
 3. shares the rest of the batch pool by expected gain per token: the pool is B x prompts candidates and
    B x (the prompts' probe lengths, summed) generated tokens, so auto spends no more tokens than a
    uniform strategy at B would, to within what the probes' lengths foretell (a long-winded prompt's
-   candidate costs more; a search's pruned particles cost tokens no final candidate shows). Each prompt's difficulty
+   candidate costs more). The pool is charged what the backend generated for each prompt, a search's
+   pruned particles included, not the lengths of the candidates it returned. Each prompt's difficulty
    bin has an accuracy-vs-budget curve (the policy's), and budget goes, a step at a time, to whichever
    prompt gains the most accuracy per token, while some prompt gains `min_gain` per candidate. What is
    left then (`spend_leftover`) goes to the open prompts a step at a time, fewest candidates first and
@@ -23,7 +24,7 @@ is still open, and:
 
 Every wave is spent through the scheduler with all prompts at once, and the pool is only ever reduced by
 candidates actually allotted, so sum(candidates) <= B x prompts holds exactly; the token pool holds to
-the accuracy of each prompt's mean length so far.
+the accuracy of each prompt's cost per candidate so far (the last wave's lengths are foreseen, not known).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PromptState:
 
     problem: str
     candidates: list[Candidate] = field(default_factory=list)
+    tokens: int = 0  # generated tokens it actually cost: every completion, a search's pruned particles too
     pik: float | None = None
     probe_k: int = 0
     difficulty: float | None = None  # from the probes: what the allocation started from
@@ -63,6 +65,12 @@ class PromptState:
     @property
     def spent(self) -> int:
         return len(self.candidates)
+
+    @property
+    def generated(self) -> int:
+        """Generated tokens so far: as counted while it ran, or (a state built from candidates alone) the
+        candidates' own lengths."""
+        return self.tokens or sum(length(c) for c in self.candidates)
 
     def sampled(self) -> list[Candidate]:
         return [c for c in self.candidates if c.meta.get("phase") in ("probe", "sample")]
@@ -118,15 +126,17 @@ class Controller:
 
     # -- tokens -----------------------------------------------------------------------------------------
     def cost(self, s: PromptState) -> float:
-        """Expected generated tokens of one more candidate of this prompt: its mean so far (the mean of
-        all prompts when it has none; 1 when no backend reported tokens, so tokens count candidates)."""
-        own = s.candidates or [c for t in self.states for c in t.candidates]
-        return sum(length(c) for c in own) / len(own) if own else 1.0
+        """Expected generated tokens of one more candidate of this prompt: what its candidates cost so far
+        (all prompts' when it has none; 1 when no backend reported tokens, so tokens count candidates)."""
+        own = [s] if s.spent else [t for t in self.states if t.spent]
+        n = sum(t.spent for t in own)
+        return sum(t.generated for t in own) / n if n else 1.0
 
     def tokens_left(self) -> float:
+        """The token pool's rest: B x the probes' cost per candidate, less what was actually generated."""
         if self.token_total is None:
             self.token_total = self.budget * sum(self.cost(s) for s in self.states)
-        return self.token_total - sum(length(c) for s in self.states for c in s.candidates)
+        return self.token_total - sum(s.generated for s in self.states)
 
     # -- estimates --------------------------------------------------------------------------------------
     def features(self, state: PromptState, candidates: list[Candidate]) -> dict[str, float]:

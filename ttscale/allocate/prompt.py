@@ -82,9 +82,26 @@ def auto_prompt(task: Task, controller: Controller | None = None, state: PromptS
         state = controller.add(PromptState(problem=task.problem))
     how = check_aggregation(auto_options(task).aggregate)
     try:
-        return (yield from _auto(task, controller, state, shared, how))
+        return (yield from counting(_auto(task, controller, state, shared, how), state))
     finally:  # ended, failed or cancelled: the controller's barrier stops waiting for this prompt
         controller.leave(state)
+
+
+def counting(gen: StrategyGen, state: PromptState) -> StrategyGen:
+    """`yield from gen`, adding every generated token it receives to `state.tokens`: the token pool then
+    sees what a search really cost (its pruned particles, its synthesis turns), not only what it returned."""
+    reply: Any = None
+    try:
+        while True:
+            try:
+                request = gen.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply = yield request
+            if isinstance(request, Generate):
+                state.tokens += sum(len(c.token_ids) for per_prefix in reply for c in per_prefix)
+    finally:
+        gen.close()
 
 
 def _auto(task: Task, controller: Controller, state: PromptState, shared: bool, how: str) -> StrategyGen:
@@ -173,6 +190,7 @@ def finish(task: Task, state: PromptState, controller: Controller, how: str) -> 
             "bin": controller.policy.bin_of(state.difficulty) if state.difficulty is not None else None,
             "strategy": "+".join(dict.fromkeys(used)),
             "budget_received": received,
+            "generated_tokens": state.tokens,  # what the token pool was charged: the ledger's count
             "average_budget": average,
             "reason": reason,
             "probe_k": state.probe_k,
