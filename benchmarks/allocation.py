@@ -15,8 +15,9 @@
    tokens per problem; per budget, whether auto is at least as accurate as the best of uniform best_of_n,
    beam and particle with at most its tokens; the tokens auto needs to reach uniform best_of_n@<largest
    budget>'s accuracy (and their share of best_of_n's); per estimator, Spearman between estimated difficulty
-   and the observed solve rate on the held-out problems, and its AUROC for "majority@4 solves it"; one
-   plot of accuracy vs tokens. OUT/summary.json,
+   and the observed solve rate on the held-out problems, and its AUROC for "majority@4 solves it"; the
+   room a per-bin choice leaves (one uniform cell per auto bin, picked with hindsight, within the best
+   uniform's tokens: an upper bound for choosing a strategy by bin alone); one plot of accuracy vs tokens. OUT/summary.json,
    OUT/summary.md. A rerun resumes: bench cells and auto runs already done are kept.
 """
 
@@ -153,9 +154,23 @@ def tokens_to_reach(points: list[tuple[float, float]], target: float) -> float |
     return None
 
 
+def accuracy_at_tokens(cells: dict[int, dict], tokens: float) -> float:
+    """A uniform strategy's accuracy at `tokens` per problem on its measured curve: linear in log tokens
+    between its points; outside them its nearest point (below its cheapest point, in its favour)."""
+    pts = sorted((c["tokens"], c["accuracy"]) for c in cells.values())
+    if tokens <= pts[0][0]:
+        return pts[0][1]
+    for (t0, a0), (t1, a1) in zip(pts, pts[1:]):
+        if tokens <= t1:
+            return float(a0 + (a1 - a0) * (np.log(tokens) - np.log(t0)) / (np.log(t1) - np.log(t0)))
+    return pts[-1][1]
+
+
 def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict[int, dict[str, Any]]:
     """Per budget: the most accurate uniform baseline at that budget, and whether auto is at least as
-    accurate with at most its generated tokens."""
+    accurate with at most its generated tokens (`auto_wins`, the issue's test); and, at equal tokens,
+    whether auto is at least as accurate as every baseline's curve at auto's own token count
+    (`auto_wins_at_equal_tokens`: strategies at one budget spend a few percent apart)."""
     out = {}
     for budget, a in auto.items():
         rivals = [(uniform[label][budget]["accuracy"], label) for label in BASELINES
@@ -164,10 +179,50 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
             continue
         best, label = max(rivals)
         rival_tokens = uniform[label][budget]["tokens"]
+        level, level_label = max((accuracy_at_tokens(uniform[lab], a["tokens"]), lab) for lab in BASELINES if uniform.get(lab))
         out[budget] = {"best_uniform": label, "best_uniform_accuracy": best, "best_uniform_tokens": rival_tokens,
                        "auto_accuracy": a["accuracy"], "auto_tokens": a["tokens"],
-                       "auto_wins": a["accuracy"] >= best and a["tokens"] <= rival_tokens}
+                       "auto_wins": bool(a["accuracy"] >= best and a["tokens"] <= rival_tokens),
+                       "best_at_equal_tokens": level_label, "best_at_equal_tokens_accuracy": level,
+                       "auto_wins_at_equal_tokens": bool(a["accuracy"] >= level)}
     return out
+
+
+def hindsight_bins(runs: list[dict[str, Any]], records: list[dict], budget: int) -> dict[str, Any] | None:
+    """The most any choice of ONE uniform cell (strategy, budget) per auto bin could have solved here, with
+    hindsight of these very outcomes, within the best uniform rival's tokens at `budget`: how much room
+    a per-bin choice of strategy leaves over uniform (auto's per-prompt stops and waves are not in it)."""
+    import itertools
+
+    bin_of = {(x["id"], r["seed"]): x["bin"] for r in runs if r["budget"] == budget for x in r["problems"]
+              if x["bin"] is not None}
+    cells: dict[tuple[str, int], dict[tuple[str, int], tuple[bool, float]]] = defaultdict(dict)
+    for r in records:
+        cells[(r["label"], int(r["budget"]))][(str(r["problem_id"]), int(r["seed"]))] = \
+            (bool(r["correct"]), float(r["ledger"]["generated_tokens"]))
+    rivals = [(sum(ok for k, (ok, _) in cells[(lab, budget)].items() if k in bin_of), lab)
+              for lab in BASELINES if (lab, budget) in cells]
+    if not bin_of or not rivals:
+        return None
+    solved, rival = max(rivals)
+    limit = sum(t for k, (_, t) in cells[(rival, budget)].items() if k in bin_of)
+    groups: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for k, b in bin_of.items():
+        groups[b].append(k)
+    options = {b: [(key, sum(cells[key][k][0] for k in ks), sum(cells[key][k][1] for k in ks))
+                   for key in cells if key[0] in BASELINES and all(k in cells[key] for k in ks)]
+               for b, ks in groups.items()}
+    if not all(options.values()):  # a bin no uniform cell covers: no bound to give
+        return None
+    best = (-1, 0.0, ())
+    for combo in itertools.product(*(options[b] for b in sorted(options))):
+        n, t = sum(o[1] for o in combo), sum(o[2] for o in combo)
+        if t <= limit and n > best[0]:
+            best = (n, t, combo)
+    if best[0] < 0:
+        return None
+    return {"runs": len(bin_of), "best_uniform": rival, "best_uniform_solved": solved,
+            "hindsight_solved": best[0], "choice": {str(b): f"{o[0][0]}@{o[0][1]}" for b, o in zip(sorted(options), best[2])}}
 
 
 def majority_correct(candidates: list[dict]) -> bool:
@@ -292,7 +347,8 @@ def main() -> None:
     problems, records = run_grid(engine, eval_config, out / "eval")
     records = [r for r in records if int(r["budget"]) in args.budgets]
     uniform = uniform_cells(records)
-    auto = auto_cells([run_auto(engine, args, problems, b, s, policy, out) for b in args.budgets for s in seeds])
+    runs = [run_auto(engine, args, problems, b, s, policy, out) for b in args.budgets for s in seeds]
+    auto = auto_cells(runs)
     pik = pik_features([json.loads((out / "eval" / "manifest.json").read_text())], engine)
 
     largest = max(args.budgets)
@@ -303,13 +359,14 @@ def main() -> None:
         reach = {"target": f"best_of_n@{largest}", "accuracy": target["accuracy"], "its_tokens": target["tokens"],
                  "auto_tokens": t, "share": None if t is None else t / target["tokens"]}
     wins = verdicts(uniform, auto)
+    room = {b: hindsight_bins(runs, records, b) for b in args.budgets}
     corr = estimator_quality(policy, problems, records, pik)
     plot(out / "accuracy_vs_tokens.png", uniform, auto, target["accuracy"] if target else None)
 
     summary = {"model": eval_config.model, "backend": eval_config.backend, "n": args.n, "seeds": seeds,
                "fit_seed": args.fit_seed, "eval_seed": args.eval_seed, "budgets": args.budgets,
                "policy": args.policy or str(out / "policy.json"), "uniform": uniform, "auto": auto,
-               "auto_vs_best_uniform": wins, "reach": reach, "estimators": corr,
+               "auto_vs_best_uniform": wins, "hindsight_per_bin": room, "reach": reach, "estimators": corr,
                "policy_fit": policy.fit, "seconds": round(time.perf_counter() - t0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
@@ -328,6 +385,9 @@ def main() -> None:
     lines += ["", "auto >= best uniform (best_of_n, beam, particle) at <= tokens: "
               + ", ".join(f"@{b} {'yes' if w['auto_wins'] else 'no'} (vs {w['best_uniform']} "
                           f"{w['best_uniform_accuracy']:.2f})" for b, w in wins.items()),
+              "auto >= every uniform curve at auto's own tokens (linear in log tokens between its points): "
+              + ", ".join(f"@{b} {'yes' if w['auto_wins_at_equal_tokens'] else 'no'} (vs {w['best_at_equal_tokens']} "
+                          f"{w['best_at_equal_tokens_accuracy']:.3f})" for b, w in wins.items()),
               f"tokens for auto to reach {reach['target']} ({reach['accuracy']:.2f}): "
               + (f"{reach['auto_tokens']:.0f} = {reach['share']:.3f} of its {reach['its_tokens']:.0f}"
                  if reach and reach["auto_tokens"] is not None else "not reached") if reach else "no best_of_n baseline",
@@ -335,6 +395,10 @@ def main() -> None:
               "majority@4 solving it): " + ", ".join(f"{k} {num(v['spearman'])} / {num(v['auroc_majority@4'])}"
                                                      for k, v in corr.items() if isinstance(v, dict)),
               "auto chose: " + "; ".join(f"@{b} {c['chosen']}" for b, c in auto.items()),
+              "room for a per-bin choice (one uniform cell per auto bin, picked with hindsight of these outcomes, "
+              "within the best uniform's tokens), runs solved: " + "; ".join(
+                  f"@{b} {h['hindsight_solved']} of {h['runs']} vs {h['best_uniform']} {h['best_uniform_solved']} "
+                  f"({', '.join(f'bin {k} {v}' for k, v in h['choice'].items())})" for b, h in room.items() if h),
               f"{time.perf_counter() - t0:.0f} s"]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -319,6 +319,17 @@ def test_the_pool_is_counted_in_tokens():
     assert long_.allowance == 4 + (c.token_total - 4 * 10 - 4 * 40) // 40 == 9  # the candidate pool had 8
 
 
+def test_the_pool_is_charged_the_tokens_generated_not_the_candidates_lengths():
+    """A prompt whose requests generated more than its candidates hold (a search's pruned particles) is
+    charged what was generated: for its cost per candidate and for the pool's rest."""
+    policy = Policy.from_dict(RISING)
+    c = Controller(policy, make_estimator("probe", policy), budget=8, n_prompts=2)
+    a, b = tokens_state(c, "1212", 10), tokens_state(c, "1212", 10)
+    a.tokens = 4 * 30  # its 4 candidates hold 10 tokens each, but 30 each were generated
+    assert c.cost(a) == 30 and c.cost(b) == 10
+    assert c.tokens_left() == 8 * (30 + 10) - (120 + 40)
+
+
 def test_a_curve_that_is_flat_then_jumps_still_gets_its_budget():
     """A bin whose curve is flat to 8 candidates and jumps at 16 (a search that pays only there): the
     allocator looks past the flat part and gives the prompt 16, where a next-step rule stopped at the probe."""
@@ -398,6 +409,14 @@ def test_calibrate_fits_estimators_bins_and_table():
     engine, _ = engine_for(mixed_script)
     rs = engine.solve_batch(["easy a", "split a"], strategy="auto", budget=8, policy=p)
     assert all(alloc(r)["estimator"] == p.estimator and alloc(r)["policy"] == "calibrate:synthetic" for r in rs)
+
+
+def test_the_learned_estimator_reads_what_the_model_did_not_how_the_prompt_is_worded():
+    """The problem's length measures its phrasing: fitted on one set of sentence structures it would read
+    unfamiliar wording as harder or easier than it is, so the learned model leaves it out."""
+    lengths = {f"p{i}": {"log_chars": 4.0 + (i % 7) / 3} for i in range(60)}
+    p = calibrate(["synthetic"], records=synthetic_records(), manifests=[], probe_k=4, extra_features=lengths).policy
+    assert "agreement" in p.learned["features"] and "log_chars" not in p.learned["features"]
 
 
 def test_calibrate_cli_writes_a_policy_solve_can_use(tmp_path, capsys):

@@ -30,7 +30,12 @@ from ttscale.allocate.stats import fit_logistic, fit_standardised, log_loss, log
 from ttscale.bench.record import BenchRecord, as_records
 from ttscale.errors import TTScaleError
 
-LEARNED_FEATURES = [f for f in FEATURES]
+# What the learned estimator is fitted on: what the model DID with the prompt, not how the prompt is
+# worded. `log_chars` (the problem's length) is left out: it measures the phrasing, and a fit on one set of
+# sentence structures learns their lengths (held-out wording, with other lengths and distractor
+# sentences, then reads as harder or easier than it is). It is still computed, for policies fitted with it.
+SURFACE_FEATURES = ("log_chars",)
+LEARNED_FEATURES = [f for f in FEATURES if f not in SURFACE_FEATURES]
 
 
 @dataclass

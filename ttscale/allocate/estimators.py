@@ -7,8 +7,9 @@ checked against what bench observes. Built-ins:
   score when a verifier ran. Costs the probe samples, which stay in the vote as ordinary candidates.
 - `pik`: 1 - P(IK), the model's own P("Yes") to "Can you solve this problem correctly?" (see pik.py).
   Costs one judge prompt per problem (verifier tokens).
-- `learned`: a logistic regression on all features (prompt length, probe agreement, answer spread,
-  logprob and verifier scores, P(IK)) fitted from bench records by `ttscale calibrate`.
+- `learned`: a logistic regression on the features of what the model did (probe length, agreement,
+  answer spread, logprob and verifier scores, P(IK)), fitted from bench records by `ttscale calibrate`;
+  not on the prompt's length, which measures its wording (calibrate.py: SURFACE_FEATURES).
 
 `probe` and `pik` take Platt scaling from a policy's `calibration` when calibrate fitted one. Register
 your own with `@register_estimator("name")` (a class taking the Policy) or entry point group

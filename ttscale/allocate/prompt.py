@@ -91,13 +91,21 @@ def counting(gen: StrategyGen, state: PromptState) -> StrategyGen:
     """`yield from gen`, adding every generated token it receives to `state.tokens`: the token pool then
     sees what a search really cost (its pruned particles, its synthesis turns), not only what it returned."""
     reply: Any = None
+    error: BaseException | None = None
     try:
         while True:
             try:
-                request = gen.send(reply)
+                request = gen.send(reply) if error is None else gen.throw(error)
             except StopIteration as stop:
                 return stop.value
-            reply = yield request
+            error = None
+            try:
+                reply = yield request
+            except GeneratorExit:
+                raise
+            except BaseException as e:  # thrown in: it is gen's to handle, as with `yield from`
+                error = e
+                continue
             if isinstance(request, Generate):
                 state.tokens += sum(len(c.token_ids) for per_prefix in reply for c in per_prefix)
     finally:
@@ -190,7 +198,7 @@ def finish(task: Task, state: PromptState, controller: Controller, how: str) -> 
             "bin": controller.policy.bin_of(state.difficulty) if state.difficulty is not None else None,
             "strategy": "+".join(dict.fromkeys(used)),
             "budget_received": received,
-            "generated_tokens": state.tokens,  # what the token pool was charged: the ledger's count
+            "generated_tokens": state.tokens,  # counted from the backend's token ids, as the ledger counts
             "average_budget": average,
             "reason": reason,
             "probe_k": state.probe_k,

@@ -1,0 +1,70 @@
+"""benchmarks/allocation.py's judgement: auto against the best uniform at <= tokens (and read at equal
+tokens), and the room a per-bin choice of uniform strategy leaves (with hindsight, within the best
+uniform's tokens)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+spec = importlib.util.spec_from_file_location(
+    "allocation_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py")
+allocation = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocation)
+
+
+def record(label: str, budget: int, pid: str, correct: bool, tokens: float) -> dict:
+    return {"label": label, "budget": budget, "problem_id": pid, "seed": 0, "correct": correct,
+            "ledger": {"generated_tokens": tokens}}
+
+
+def runs_of(budget: int, bins: dict[str, int]) -> list[dict]:
+    return [{"budget": budget, "seed": 0, "problems": [{"id": p, "bin": b} for p, b in bins.items()]}]
+
+
+def test_hindsight_mixes_cells_across_bins_within_the_best_uniform_tokens() -> None:
+    """Easy prompts (bin 0): best_of_n@4 solves them, particle fails them. Hard ones (bin 1): only
+    particle@8 solves them. No uniform cell solves more than 2 of 4; best_of_n@4 on the easy bin and
+    particle@8 on the hard one solve all 4 for the tokens of particle@8 everywhere."""
+    easy, hard = ["e1", "e2"], ["h1", "h2"]
+    records = []
+    for pid in easy:
+        records += [record("best_of_n", 4, pid, True, 40), record("particle", 4, pid, False, 40),
+                    record("best_of_n", 8, pid, True, 80), record("particle", 8, pid, False, 80)]
+    for pid in hard:
+        records += [record("best_of_n", 4, pid, False, 40), record("particle", 4, pid, False, 40),
+                    record("best_of_n", 8, pid, False, 80), record("particle", 8, pid, True, 80)]
+    bins = {"e1": 0, "e2": 0, "h1": 1, "h2": 1}
+    room = allocation.hindsight_bins(runs_of(8, bins), records, 8)
+    assert room["best_uniform_solved"] == 2 and room["hindsight_solved"] == 4
+    assert room["choice"] == {"0": "best_of_n@4", "1": "particle@8"}
+    # at budget 4 the rival's tokens (160) cannot pay for particle@8 on the hard bin beside anything
+    room4 = allocation.hindsight_bins(runs_of(4, bins), records, 4)
+    assert room4["best_uniform_solved"] == 2 and room4["hindsight_solved"] == 2
+    assert room4["choice"]["1"].endswith("@4")
+    # a bin no uniform cell covers gives no bound, rather than a made-up one
+    assert allocation.hindsight_bins(runs_of(8, {**bins, "x9": 2}), records, 8) is None
+
+
+def test_verdict_needs_accuracy_and_no_more_tokens() -> None:
+    uniform = {"particle": {8: {"accuracy": 0.5, "tokens": 100.0}}, "best_of_n": {8: {"accuracy": 0.4, "tokens": 90.0}}}
+    assert allocation.verdicts(uniform, {8: {"accuracy": 0.5, "tokens": 100.0}})[8]["auto_wins"]
+    assert not allocation.verdicts(uniform, {8: {"accuracy": 0.5, "tokens": 101.0}})[8]["auto_wins"]
+    assert not allocation.verdicts(uniform, {8: {"accuracy": 0.49, "tokens": 50.0}})[8]["auto_wins"]
+
+
+def test_equal_tokens_reads_each_uniform_curve_at_autos_tokens() -> None:
+    particle = {8: {"accuracy": 0.4, "tokens": 100.0}, 16: {"accuracy": 0.6, "tokens": 400.0}}
+    assert allocation.accuracy_at_tokens(particle, 200.0) == pytest.approx(0.5)  # halfway in log tokens
+    assert allocation.accuracy_at_tokens(particle, 50.0) == 0.4 and allocation.accuracy_at_tokens(particle, 900.0) == 0.6
+    w = allocation.verdicts({"particle": particle}, {8: {"accuracy": 0.42, "tokens": 110.0}})[8]
+    assert not w["auto_wins"]  # 10% more tokens than particle@8
+    assert w["auto_wins_at_equal_tokens"] and w["best_at_equal_tokens_accuracy"] == pytest.approx(0.4 + 0.2 * np.log(1.1) / np.log(4))
+    lose = allocation.verdicts({"particle": particle}, {8: {"accuracy": 0.41, "tokens": 110.0}})
+    assert not lose[8]["auto_wins_at_equal_tokens"]
+    # the summary is JSON: verdicts are real booleans there, not the strings numpy's would become
+    assert json.loads(json.dumps(lose, default=str))["8"]["auto_wins_at_equal_tokens"] is False
