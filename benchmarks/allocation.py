@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import time
 from collections import defaultdict
@@ -155,15 +156,12 @@ def tokens_to_reach(points: list[tuple[float, float]], target: float) -> float |
 
 
 def accuracy_at_tokens(cells: dict[int, dict], tokens: float) -> float:
-    """A uniform strategy's accuracy at `tokens` per problem on its measured curve: linear in log tokens
-    between its points; outside them its nearest point (below its cheapest point, in its favour)."""
-    pts = sorted((c["tokens"], c["accuracy"]) for c in cells.values())
-    if tokens <= pts[0][0]:
-        return pts[0][1]
-    for (t0, a0), (t1, a1) in zip(pts, pts[1:]):
-        if tokens <= t1:
-            return float(a0 + (a1 - a0) * (np.log(tokens) - np.log(t0)) / (np.log(t1) - np.log(t0)))
-    return pts[-1][1]
+    """A uniform strategy's accuracy at `tokens` per problem on its measured curve: the policy's own
+    interpolation (linear in log between its points; outside them its nearest point, so below its
+    cheapest point in its favour), with tokens in place of budgets."""
+    from ttscale.allocate.policy import interpolate
+
+    return float(interpolate({c["tokens"]: c["accuracy"] for c in cells.values()}, tokens))
 
 
 def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict[int, dict[str, Any]]:
@@ -192,8 +190,6 @@ def hindsight_bins(runs: list[dict[str, Any]], records: list[dict], budget: int)
     """The most any choice of ONE uniform cell (strategy, budget) per auto bin could have solved here, with
     hindsight of these very outcomes, within the best uniform rival's tokens at `budget`: how much room
     a per-bin choice of strategy leaves over uniform (auto's per-prompt stops and waves are not in it)."""
-    import itertools
-
     bin_of = {(x["id"], r["seed"]): x["bin"] for r in runs if r["budget"] == budget for x in r["problems"]
               if x["bin"] is not None}
     cells: dict[tuple[str, int], dict[tuple[str, int], tuple[bool, float]]] = defaultdict(dict)
