@@ -2,20 +2,24 @@
 
     python benchmarks/allocation.py --backend vllm --out runs/allocation                  # fit, then judge
     python benchmarks/allocation.py --backend vllm --policy ttscale/lab/arith/policy.json # judge a given policy
+    python benchmarks/allocation.py --backend vllm --policy ttscale/lab/arith/policy.json \
+        --dataset my_problems.jsonl --out runs/allocation-mine                             # ... on your problems
 
 1. Fit (unless --policy): the bench grid of --recipe (recipes/arith-lab-policy.yaml: arith *training*
    families, levels 1-5; best_of_n, particle, beam, parallel_thinking, refine at budgets 2-32) through
    run_bench -> OUT/fit, then calibrate with P(IK) features -> OUT/policy.json. The same two steps as the
    recipe's own commands, which make the policy lab:arith ships.
-2. The same grid on the *held-out* families (--eval-seed, every seed of --seeds) -> OUT/eval: the uniform
-   baselines.
+2. The same grid on the *held-out* families (--eval-seed, every seed of --seeds), or on --dataset (a set's
+   name or a JSONL file of id, problem, answer) -> OUT/eval: the uniform baselines.
 3. `auto` on the held-out problems at every budget and seed: engine.solve_batch over all of them (one shared
    batch budget of B x prompts) -> OUT/auto/, one file per (budget, seed).
 4. Figures: per strategy and budget, accuracy with its 95% bootstrap interval over problems, and generated
    tokens per problem; per budget, whether auto is at least as accurate as the best of uniform best_of_n,
-   beam and particle with at most its tokens; the tokens auto needs to reach uniform best_of_n@<largest
+   beam and particle with at most its tokens, and auto minus that baseline with a paired 95% interval over
+   problems; the tokens auto needs to reach uniform best_of_n@<largest
    budget>'s accuracy (and their share of best_of_n's); per estimator, Spearman between estimated difficulty
-   and the observed solve rate on the held-out problems, and its AUROC for "majority@4 solves it"; the
+   and the observed solve rate on the held-out problems, and its AUROC for "majority@4 solves it" (beside
+   them the same figures for the probe's samples judged with the gold answer, a reference); the
    room a per-bin choice leaves (one uniform cell per auto bin, picked with hindsight, within the best
    uniform's tokens: an upper bound for choosing a strategy by bin alone); one plot of accuracy vs tokens. OUT/summary.json,
    OUT/summary.md. A rerun resumes: bench cells and auto runs already done are kept.
@@ -41,12 +45,15 @@ BASELINES = ("best_of_n", "beam", "particle")  # the uniform strategies auto mus
 def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int], name: str,
                 budgets: list[int] | None):
     """The recipe's grid on `split`; `budgets` (None: the recipe's) limits every line, those with their own too."""
+    from ttscale.bench.config import DatasetSpec
     from ttscale.bench.recipe import resolve_config
 
     flags = {"name": name, "backend": args.backend, "model": args.model, "n": args.n, "split": split,
              "dataset_seed": seed, "seeds": seeds, "budgets": budgets, "threads": args.threads,
              "temperature": args.temperature, "max_tokens": args.max_tokens}
     config = resolve_config(args.recipe, flags)
+    if split == "heldout" and getattr(args, "dataset", None):  # the user's own problems in place of the held-out families
+        config = replace(config, dataset=DatasetSpec(name=args.dataset))
     lines = tuple(replace(s, budgets=tuple(b for b in s.budgets if budgets is None or b in budgets)) if s.budgets else s
                   for s in config.strategies)
     keep = set(args.strategies.split(",")) if args.strategies else None
@@ -65,6 +72,20 @@ def run_grid(engine, config, folder: Path):
     print(f"[bench {folder.name}] {summary.line()} ({time.perf_counter() - t:.0f} s)", flush=True)
     problems, _ = load_problems(config)
     return problems, read_records(folder / "records.jsonl").records
+
+
+def paired_difference(mine: dict[str, float], theirs: dict[str, float], n_boot: int = 2000) -> dict[str, Any] | None:
+    """Mean accuracy difference over the problems both were run on, with its 95% paired bootstrap
+    interval (each resample takes a problem's two means together): the same problems make the two
+    accuracies move together, so this interval is narrower and fairer than comparing the two cells' own."""
+    from ttscale.bench.metrics import bootstrap_ci
+
+    ids = sorted(set(mine) & set(theirs))
+    if not ids:
+        return None
+    diff = np.array([mine[i] - theirs[i] for i in ids], dtype=float)
+    lo, hi = bootstrap_ci(diff, n_boot=n_boot)
+    return {"difference": float(diff.mean()), "ci": [float(lo), float(hi)], "problems": len(ids)}
 
 
 def bootstrap(per_problem: dict[str, list[float]], n_boot: int = 2000) -> tuple[float, float, float]:
@@ -88,16 +109,21 @@ def uniform_cells(records: list[dict]) -> dict[str, dict[int, dict[str, Any]]]:
     for (label, budget), per in sorted(correct.items()):
         acc, lo, hi = bootstrap(per)
         out[label][budget] = {"accuracy": acc, "ci": [lo, hi], "tokens": float(np.mean(tokens[(label, budget)])),
-                              "n": sum(len(v) for v in per.values())}
+                              "n": sum(len(v) for v in per.values()),
+                              "per_problem": {k: float(np.mean(v)) for k, v in per.items()}}
     return dict(out)
+
+
+def policy_digest(policy) -> str:
+    """Names a policy's auto runs in OUT/auto/: another policy, other files."""
+    return hashlib.sha256(json.dumps(policy.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run_auto(engine, args, problems, budget: int, seed: int, policy, out: Path) -> dict[str, Any]:
     """auto over all held-out problems at one average budget and seed; cached in OUT/auto/."""
     from ttscale.bench.outcomes import Grader
 
-    digest = hashlib.sha256(json.dumps(policy.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
-    path = out / "auto" / f"b{budget}_s{seed}_{digest}.json"  # another policy: another file
+    path = out / "auto" / f"b{budget}_s{seed}_{policy_digest(policy)}.json"  # another policy: another file
     if path.is_file():
         return json.loads(path.read_text())
     t = time.perf_counter()
@@ -138,7 +164,8 @@ def auto_cells(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
                 chosen[x["strategy"]] += 1
         acc, lo, hi = bootstrap(per)
         out[budget] = {"accuracy": acc, "ci": [lo, hi], "tokens": float(np.mean(toks)), "n": len(toks),
-                       "chosen": dict(sorted(chosen.items(), key=lambda kv: -kv[1]))}
+                       "chosen": dict(sorted(chosen.items(), key=lambda kv: -kv[1])),
+                       "per_problem": {k: float(np.mean(v)) for k, v in per.items()}}
     return out
 
 
@@ -168,7 +195,9 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
     """Per budget: the most accurate uniform baseline at that budget, and whether auto is at least as
     accurate with at most its generated tokens (`auto_wins`, the issue's test); and, at equal tokens,
     whether auto is at least as accurate as every baseline's curve at auto's own token count
-    (`auto_wins_at_equal_tokens`: strategies at one budget spend a few percent apart)."""
+    (`auto_wins_at_equal_tokens`: strategies at one budget spend a few percent apart); and auto minus
+    that best baseline with its paired 95% interval over problems (`paired`), when both cells carry
+    their per-problem accuracies."""
     out = {}
     for budget, a in auto.items():
         rivals = [(uniform[label][budget]["accuracy"], label) for label in BASELINES
@@ -182,7 +211,8 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
                        "auto_accuracy": a["accuracy"], "auto_tokens": a["tokens"],
                        "auto_wins": bool(a["accuracy"] >= best and a["tokens"] <= rival_tokens),
                        "best_at_equal_tokens": level_label, "best_at_equal_tokens_accuracy": level,
-                       "auto_wins_at_equal_tokens": bool(a["accuracy"] >= level)}
+                       "auto_wins_at_equal_tokens": bool(a["accuracy"] >= level),
+                       "paired": paired_difference(a.get("per_problem", {}), uniform[label][budget].get("per_problem", {}))}
     return out
 
 
@@ -234,7 +264,10 @@ def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]
     """Per estimator, on held-out problems: the AUROC of its easiness (1 - difficulty, from the first k
     best-of-N samples, as auto's probe sees them) for "majority@4 solves it", the majority taken over the
     next 4 samples (not the probe's own); and Spearman between difficulty and the solve rate over all the
-    samples after the probe (negative is right)."""
+    samples after the probe (negative is right). Beside them, `oracle_probe`: the share of the probe's
+    samples that are wrong, read with the gold answer. No estimator can know it; it is the reference for
+    how well k samples alone can foretell the solve rate (an estimator may still beat it with what the
+    samples do not show, such as how long the solutions are)."""
     from ttscale.allocate.estimators import make_estimator
     from ttscale.allocate.features import probe_features
     from ttscale.allocate.stats import auroc, spearman
@@ -261,16 +294,19 @@ def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]
             e = est.estimate(f)
             d[name][pid].append(e)
             rows[name].append((1.0 - e, solved))
+        d["oracle_probe"][pid].append(1.0 - float(np.mean([bool(c["correct"]) for c in probe])))
+        rows["oracle_probe"].append((1.0 - d["oracle_probe"][pid][-1], solved))
         rate[pid] += [float(bool(c["correct"])) for c in rest]
     ids = sorted(rate)
     out: dict[str, Any] = {"problems": len(ids), "probe_k": k}
-    for name in estimators:
+    for name in [*estimators, "oracle_probe"]:
         out[name] = {"spearman": spearman([float(np.mean(d[name][i])) for i in ids], [float(np.mean(rate[i])) for i in ids]),
                      "auroc_majority@4": auroc([x for x, _ in rows[name]], [y for _, y in rows[name]])}
     return out
 
 
-def plot(path: Path, uniform: dict[str, dict[int, dict]], auto: dict[int, dict], target: float | None) -> None:
+def plot(path: Path, uniform: dict[str, dict[int, dict]], auto: dict[int, dict], target: float | None,
+         problems: str = "held-out arith levels 1-5") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -291,7 +327,7 @@ def plot(path: Path, uniform: dict[str, dict[int, dict]], auto: dict[int, dict],
         ax.axhline(target, color="grey", linestyle=":", label="uniform best_of_n at the largest budget")
     ax.set_xscale("log")
     ax.set_xlabel("generated tokens per problem")
-    ax.set_ylabel("accuracy, held-out arith levels 1-5 (95% CI)")
+    ax.set_ylabel(f"accuracy, {problems} (95% CI)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -308,6 +344,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="problems per set (levels 1-5, 20 each at 100)")
     ap.add_argument("--fit-seed", type=int, default=0, help="generator seed of the training-family problems")
     ap.add_argument("--eval-seed", type=int, default=0, help="generator seed of the held-out-family problems")
+    ap.add_argument("--dataset", default=None,
+                    help="judge on these problems instead of the held-out families: a dataset name or a JSONL "
+                         "file (id, problem, answer per line), e.g. benchmarks/data/fresh_wording.jsonl")
     ap.add_argument("--seeds", default="0,1,2", help="sampling seeds of the held-out runs")
     ap.add_argument("--budgets", default="4,8,16,32")
     ap.add_argument("--strategies", default=None,
@@ -357,11 +396,16 @@ def main() -> None:
     wins = verdicts(uniform, auto)
     room = {b: hindsight_bins(runs, records, b) for b in args.budgets}
     corr = estimator_quality(policy, problems, records, pik)
-    plot(out / "accuracy_vs_tokens.png", uniform, auto, target["accuracy"] if target else None)
+    judged_on = args.dataset or "held-out arith levels 1-5"
+    plot(out / "accuracy_vs_tokens.png", uniform, auto, target["accuracy"] if target else None, judged_on)
+
+    def shown(cells: dict[int, dict]) -> dict[int, dict]:  # per-problem accuracies stay out of the summary
+        return {b: {k: v for k, v in c.items() if k != "per_problem"} for b, c in cells.items()}
 
     summary = {"model": eval_config.model, "backend": eval_config.backend, "n": args.n, "seeds": seeds,
-               "fit_seed": args.fit_seed, "eval_seed": args.eval_seed, "budgets": args.budgets,
-               "policy": args.policy or str(out / "policy.json"), "uniform": uniform, "auto": auto,
+               "fit_seed": args.fit_seed, "eval_seed": args.eval_seed, "dataset": args.dataset, "budgets": args.budgets,
+               "policy": args.policy or str(out / "policy.json"),
+               "uniform": {lab: shown(cells) for lab, cells in uniform.items()}, "auto": shown(auto),
                "auto_vs_best_uniform": wins, "hindsight_per_bin": room, "reach": reach, "estimators": corr,
                "policy_fit": policy.fit, "seconds": round(time.perf_counter() - t0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -372,7 +416,7 @@ def main() -> None:
     def cell(c: dict | None) -> str:
         return "-" if c is None else f"{c['accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] ({c['tokens']:,.0f})"
 
-    lines = [f"# auto vs uniform, held-out arith levels 1-5 ({eval_config.model}, {len(problems)} problems x "
+    lines = [f"# auto vs uniform, {judged_on} ({eval_config.model}, {len(problems)} problems x "
              f"seeds {args.seeds}); accuracy [95% CI] (generated tokens per problem)", "",
              "| strategy | " + " | ".join(f"@{b}" for b in args.budgets) + " |", "|---|" + "---|" * len(args.budgets)]
     for label, cells in uniform.items():
@@ -384,12 +428,16 @@ def main() -> None:
               "auto >= every uniform curve at auto's own tokens (linear in log tokens between its points): "
               + ", ".join(f"@{b} {'yes' if w['auto_wins_at_equal_tokens'] else 'no'} (vs {w['best_at_equal_tokens']} "
                           f"{w['best_at_equal_tokens_accuracy']:.3f})" for b, w in wins.items()),
+              "auto minus the best uniform, paired over problems [95% CI]: "
+              + ", ".join(f"@{b} {w['paired']['difference']:+.3f} [{w['paired']['ci'][0]:+.3f}, {w['paired']['ci'][1]:+.3f}]"
+                          for b, w in wins.items() if w["paired"]),
               f"tokens for auto to reach {reach['target']} ({reach['accuracy']:.2f}): "
               + (f"{reach['auto_tokens']:.0f} = {reach['share']:.3f} of its {reach['its_tokens']:.0f}"
                  if reach and reach["auto_tokens"] is not None else "not reached") if reach else "no best_of_n baseline",
               "estimators on held-out problems (Spearman of difficulty vs solve rate, -1 is perfect; AUROC for "
               "majority@4 solving it): " + ", ".join(f"{k} {num(v['spearman'])} / {num(v['auroc_majority@4'])}"
-                                                     for k, v in corr.items() if isinstance(v, dict)),
+                                                     for k, v in corr.items() if isinstance(v, dict))
+              + " (oracle_probe: the probe's own samples judged with the gold answer, a reference no estimator can read)",
               "auto chose: " + "; ".join(f"@{b} {c['chosen']}" for b, c in auto.items()),
               "room for a per-bin choice (one uniform cell per auto bin, picked with hindsight of these outcomes, "
               "within the best uniform's tokens), runs solved: " + "; ".join(

@@ -68,3 +68,60 @@ def test_equal_tokens_reads_each_uniform_curve_at_autos_tokens() -> None:
     assert not lose[8]["auto_wins_at_equal_tokens"]
     # the summary is JSON: verdicts are real booleans there, not the strings numpy's would become
     assert json.loads(json.dumps(lose, default=str))["8"]["auto_wins_at_equal_tokens"] is False
+
+
+def test_the_paired_difference_resamples_problems_with_both_of_their_accuracies() -> None:
+    """auto solves 30 problems the rival solves too, and 10 that it fails; they share 60 failures: the
+    difference is +0.1 and, the pairs kept together, its interval excludes 0, though the two cells'
+    own intervals (0.4 vs 0.3 over 100 problems, about +-0.1 each) overlap."""
+    mine = {f"p{i}": float(i < 40) for i in range(100)}
+    theirs = {f"p{i}": float(i < 30) for i in range(100)}
+    d = allocation.paired_difference(mine, theirs)
+    assert d["difference"] == pytest.approx(0.1) and d["problems"] == 100
+    assert 0.0 < d["ci"][0] < 0.1 < d["ci"][1]
+    assert allocation.paired_difference(mine, {"other": 1.0}) is None  # no problem in common: no figure
+    uniform = {"particle": {8: {"accuracy": 0.3, "tokens": 100.0, "per_problem": theirs}}}
+    w = allocation.verdicts(uniform, {8: {"accuracy": 0.4, "tokens": 100.0, "per_problem": mine}})[8]
+    assert w["paired"]["difference"] == pytest.approx(0.1)
+
+
+def test_a_dataset_file_replaces_the_held_out_families_and_only_them(tmp_path: Path) -> None:
+    """--dataset judges on the user's problems: the eval grid loads that file (no split, seed or n of the
+    generator), while the fit grid stays on the recipe's training families."""
+    import argparse
+
+    from ttscale.bench.run import load_problems
+
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps({"id": f"m{i}", "problem": f"Ann has {i} pens and buys 2 more. How many pens?",
+                                        "answer": str(i + 2)}) + "\n" for i in range(3)))
+    args = argparse.Namespace(recipe="recipes/arith-lab-policy.yaml", backend="vllm", model=None, n=100, threads=None,
+                              temperature=0.8, max_tokens=256, strategies="best_of_n", dataset=str(data))
+    ev = allocation.grid_config(args, "heldout", 0, [0], "eval", [4])
+    problems, _ = load_problems(ev)
+    assert [p.id for p in problems] == ["m0", "m1", "m2"] and ev.dataset.split is None
+    fit = allocation.grid_config(args, "train", 0, [0], "fit", None)
+    assert fit.dataset.name == "arith" and fit.dataset.split == "train"
+
+
+def test_pooling_keeps_each_folders_problems_apart(tmp_path: Path) -> None:
+    """Two benchmark folders whose problems share ids (each set numbers its own from 0) pool into twice the
+    problems, and only the named policy's auto runs are read."""
+    spec2 = importlib.util.spec_from_file_location(
+        "allocation_pooled", Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_pooled.py")
+    pooled_mod = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(pooled_mod)
+    for name, ok in (("a", True), ("b", False)):
+        (tmp_path / name / "eval").mkdir(parents=True)
+        (tmp_path / name / "auto").mkdir()
+        (tmp_path / name / "eval" / "records.jsonl").write_text(
+            json.dumps(record("particle", 8, "p0", ok, 100.0)) + "\n" + json.dumps(record("refine", 8, "p0", True, 9.0)) + "\n")
+        run = {"budget": 8, "seed": 0, "candidates": 8, "pool": 8,
+               "problems": [{"id": "p0", "correct": True, "generated_tokens": 90, "strategy": "best_of_n"}]}
+        (tmp_path / name / "auto" / "b8_s0_mine.json").write_text(json.dumps(run))
+        (tmp_path / name / "auto" / "b8_s0_other.json").write_text(json.dumps({**run, "problems": []}))
+    uniform, auto = pooled_mod.pooled([tmp_path / "a", tmp_path / "b"], "mine")
+    assert set(uniform) == {"particle"} and uniform["particle"][8]["accuracy"] == 0.5  # refine is no baseline
+    assert set(auto[8]["per_problem"]) == {"a:p0", "b:p0"}
+    w = allocation.verdicts(uniform, auto)[8]
+    assert w["auto_wins"] and w["paired"]["difference"] == pytest.approx(0.5)
