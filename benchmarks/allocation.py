@@ -11,17 +11,17 @@
    recipe's own commands, which make the policy lab:arith ships.
 2. The same grid on the *held-out* families (--eval-seed, every seed of --seeds), or on --dataset (a set's
    name or a JSONL file of id, problem, answer) -> OUT/eval: the uniform baselines.
-3. `auto` on the held-out problems at every budget and seed: engine.solve_batch over all of them (one shared
+3. `auto` on those problems at every budget and seed: engine.solve_batch over all of them (one shared
    batch budget of B x prompts) -> OUT/auto/, one file per (budget, seed).
 4. Figures: per strategy and budget, accuracy with its 95% bootstrap interval over problems, and generated
    tokens per problem; per budget, whether auto is at least as accurate as the best of uniform best_of_n,
-   beam and particle with at most its tokens, and auto minus that baseline with a paired 95% interval over
-   problems; the tokens auto needs to reach uniform best_of_n@<largest
-   budget>'s accuracy (and their share of best_of_n's); per estimator, Spearman between estimated difficulty
-   and the observed solve rate on the held-out problems, and its AUROC for "majority@4 solves it" (beside
-   them the same figures for the probe's samples judged with the gold answer, a reference); the
-   room a per-bin choice leaves (one uniform cell per auto bin, picked with hindsight, within the best
-   uniform's tokens: an upper bound for choosing a strategy by bin alone); one plot of accuracy vs tokens. OUT/summary.json,
+   beam and particle with at most its tokens, and auto minus that baseline with a paired 95% interval
+   over problems; the tokens auto needs to reach uniform best_of_n@<largest budget>'s accuracy (and their
+   share of best_of_n's); per estimator, Spearman between estimated difficulty and the observed solve
+   rate, and its AUROC for "majority@4 solves it" (and, for reference, the same for the probe's samples
+   judged with the gold answer); the room a per-bin choice leaves (one uniform cell per auto bin, picked
+   with hindsight, within the best uniform's tokens: an upper bound for choosing a strategy by bin
+   alone); one plot of accuracy vs tokens. OUT/summary.json,
    OUT/summary.md. A rerun resumes: bench cells and auto runs already done are kept.
 """
 
@@ -40,11 +40,15 @@ from typing import Any
 import numpy as np
 
 BASELINES = ("best_of_n", "beam", "particle")  # the uniform strategies auto must match at equal tokens
+HELD_OUT = "held-out arith levels 1-5"  # what the eval grid holds unless --dataset names other problems
+ORACLE = "oracle_probe"  # the reference beside the estimators: the probe's samples judged with the gold answer
 
 
 def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int], name: str,
-                budgets: list[int] | None):
-    """The recipe's grid on `split`; `budgets` (None: the recipe's) limits every line, those with their own too."""
+                budgets: list[int] | None, dataset: str | None = None):
+    """The recipe's grid on `split`; `budgets` (None: the recipe's) limits every line, those with their own too.
+    `dataset` (a set's name or a JSONL file) replaces the recipe's problems, the generator's n, seed,
+    split and levels with them."""
     from ttscale.bench.config import DatasetSpec
     from ttscale.bench.recipe import resolve_config
 
@@ -52,8 +56,8 @@ def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int
              "dataset_seed": seed, "seeds": seeds, "budgets": budgets, "threads": args.threads,
              "temperature": args.temperature, "max_tokens": args.max_tokens}
     config = resolve_config(args.recipe, flags)
-    if split == "heldout" and getattr(args, "dataset", None):  # the user's own problems in place of the held-out families
-        config = replace(config, dataset=DatasetSpec(name=args.dataset))
+    if dataset:
+        config = replace(config, dataset=DatasetSpec(name=dataset))
     lines = tuple(replace(s, budgets=tuple(b for b in s.budgets if budgets is None or b in budgets)) if s.budgets else s
                   for s in config.strategies)
     keep = set(args.strategies.split(",")) if args.strategies else None
@@ -88,11 +92,16 @@ def paired_difference(mine: dict[str, float], theirs: dict[str, float], n_boot: 
     return {"difference": float(diff.mean()), "ci": [float(lo), float(hi)], "problems": len(ids)}
 
 
-def bootstrap(per_problem: dict[str, list[float]], n_boot: int = 2000) -> tuple[float, float, float]:
+def per_problem_means(per_problem: dict[str, list[float]]) -> dict[str, float]:
+    """A problem's accuracy over its seeds: the unit every interval resamples."""
+    return {k: float(np.mean(v)) for k, v in per_problem.items()}
+
+
+def bootstrap(means: dict[str, float], n_boot: int = 2000) -> tuple[float, float, float]:
     """Mean and 95% percentile interval of accuracy, resampling problems (seeds of a problem stay together)."""
     from ttscale.bench.metrics import bootstrap_ci
 
-    values = np.array([np.mean(v) for v in per_problem.values()], dtype=float)
+    values = np.array(list(means.values()), dtype=float)
     lo, hi = bootstrap_ci(values, n_boot=n_boot)
     return float(values.mean()), float(lo), float(hi)
 
@@ -107,25 +116,28 @@ def uniform_cells(records: list[dict]) -> dict[str, dict[int, dict[str, Any]]]:
         tokens[key].append(r["ledger"]["generated_tokens"])
     out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for (label, budget), per in sorted(correct.items()):
-        acc, lo, hi = bootstrap(per)
+        means = per_problem_means(per)
+        acc, lo, hi = bootstrap(means)
         out[label][budget] = {"accuracy": acc, "ci": [lo, hi], "tokens": float(np.mean(tokens[(label, budget)])),
-                              "n": sum(len(v) for v in per.values()),
-                              "per_problem": {k: float(np.mean(v)) for k, v in per.items()}}
+                              "n": sum(len(v) for v in per.values()), "per_problem": means}
     return dict(out)
 
 
-def policy_digest(policy) -> str:
+def policy_digest(policy: Any) -> str:
     """Names a policy's auto runs in OUT/auto/: another policy, other files."""
     return hashlib.sha256(json.dumps(policy.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run_auto(engine, args, problems, budget: int, seed: int, policy, out: Path) -> dict[str, Any]:
-    """auto over all held-out problems at one average budget and seed; cached in OUT/auto/."""
+    """auto over all the judged problems at one average budget and seed; cached in OUT/auto/ (a cached run
+    of other problems, left from another eval grid in the same OUT, is run again)."""
     from ttscale.bench.outcomes import Grader
 
     path = out / "auto" / f"b{budget}_s{seed}_{policy_digest(policy)}.json"  # another policy: another file
     if path.is_file():
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if [x["id"] for x in cached["problems"]] == [p.id for p in problems]:
+            return cached
     t = time.perf_counter()
     results = engine.solve_batch([p.problem for p in problems], strategy="auto", budget=budget, seed=seed,
                                  verifier="arith_steps", policy=policy, temperature=args.temperature,
@@ -162,10 +174,10 @@ def auto_cells(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
                 per[x["id"]].append(float(x["correct"]))
                 toks.append(x["generated_tokens"])
                 chosen[x["strategy"]] += 1
-        acc, lo, hi = bootstrap(per)
+        means = per_problem_means(per)
+        acc, lo, hi = bootstrap(means)
         out[budget] = {"accuracy": acc, "ci": [lo, hi], "tokens": float(np.mean(toks)), "n": len(toks),
-                       "chosen": dict(sorted(chosen.items(), key=lambda kv: -kv[1])),
-                       "per_problem": {k: float(np.mean(v)) for k, v in per.items()}}
+                       "chosen": dict(sorted(chosen.items(), key=lambda kv: -kv[1])), "per_problem": means}
     return out
 
 
@@ -200,11 +212,12 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
     their per-problem accuracies."""
     out = {}
     for budget, a in auto.items():
-        rivals = [(uniform[label][budget]["accuracy"], label) for label in BASELINES
-                  if budget in uniform.get(label, {})]
+        rivals = [(round(uniform[label][budget]["accuracy"], 9), -uniform[label][budget]["tokens"], label)
+                  for label in BASELINES if budget in uniform.get(label, {})]
         if not rivals:
             continue
-        best, label = max(rivals)
+        _, _, label = max(rivals)  # equal accuracy: the cheaper rival, the harder one to match on tokens
+        best = uniform[label][budget]["accuracy"]
         rival_tokens = uniform[label][budget]["tokens"]
         level, level_label = max((accuracy_at_tokens(uniform[lab], a["tokens"]), lab) for lab in BASELINES if uniform.get(lab))
         out[budget] = {"best_uniform": label, "best_uniform_accuracy": best, "best_uniform_tokens": rival_tokens,
@@ -214,6 +227,24 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
                        "auto_wins_at_equal_tokens": bool(a["accuracy"] >= level),
                        "paired": paired_difference(a.get("per_problem", {}), uniform[label][budget].get("per_problem", {}))}
     return out
+
+
+def verdict_lines(wins: dict[int, dict[str, Any]]) -> list[str]:
+    """The verdicts of `verdicts`, one line per reading, for summary.md and the pooled report alike."""
+    return ["auto >= best uniform (best_of_n, beam, particle) at <= tokens: "
+            + ", ".join(f"@{b} {'yes' if w['auto_wins'] else 'no'} (vs {w['best_uniform']} {w['best_uniform_accuracy']:.3f}, "
+                        f"{w['auto_tokens']:,.0f} vs {w['best_uniform_tokens']:,.0f} tokens)" for b, w in wins.items()),
+            "auto >= every uniform curve at auto's own tokens (linear in log tokens between its points): "
+            + ", ".join(f"@{b} {'yes' if w['auto_wins_at_equal_tokens'] else 'no'} (vs {w['best_at_equal_tokens']} "
+                        f"{w['best_at_equal_tokens_accuracy']:.3f})" for b, w in wins.items()),
+            "auto minus the best uniform, paired over problems [95% CI]: "
+            + ", ".join(f"@{b} {w['paired']['difference']:+.3f} [{w['paired']['ci'][0]:+.3f}, {w['paired']['ci'][1]:+.3f}]"
+                        if w["paired"] else f"@{b} n/a" for b, w in wins.items())]
+
+
+def without_per_problem(cells: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Cells as summary.json shows them: the per-problem accuracies are for the paired intervals only."""
+    return {b: {k: v for k, v in c.items() if k != "per_problem"} for b, c in cells.items()}
 
 
 def hindsight_bins(runs: list[dict[str, Any]], records: list[dict], budget: int) -> dict[str, Any] | None:
@@ -261,13 +292,13 @@ def majority_correct(candidates: list[dict]) -> bool:
 
 
 def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Per estimator, on held-out problems: the AUROC of its easiness (1 - difficulty, from the first k
+    """Per estimator, on the judged problems: the AUROC of its easiness (1 - difficulty, from the first k
     best-of-N samples, as auto's probe sees them) for "majority@4 solves it", the majority taken over the
     next 4 samples (not the probe's own); and Spearman between difficulty and the solve rate over all the
-    samples after the probe (negative is right). Beside them, `oracle_probe`: the share of the probe's
-    samples that are wrong, read with the gold answer. No estimator can know it; it is the reference for
-    how well k samples alone can foretell the solve rate (an estimator may still beat it with what the
-    samples do not show, such as how long the solutions are)."""
+    samples after the probe (negative is right). Apart from them, under "reference", ORACLE: the share of
+    the probe's samples that are wrong, read with the gold answer. No estimator can know it; it shows how
+    well k samples alone can foretell the solve rate (an estimator may still beat it with what the samples
+    do not show, such as how long the solutions are)."""
     from ttscale.allocate.estimators import make_estimator
     from ttscale.allocate.features import probe_features
     from ttscale.allocate.stats import auroc, spearman
@@ -294,19 +325,22 @@ def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]
             e = est.estimate(f)
             d[name][pid].append(e)
             rows[name].append((1.0 - e, solved))
-        d["oracle_probe"][pid].append(1.0 - float(np.mean([bool(c["correct"]) for c in probe])))
-        rows["oracle_probe"].append((1.0 - d["oracle_probe"][pid][-1], solved))
+        wrong = 1.0 - float(np.mean([bool(c["correct"]) for c in probe]))
+        d[ORACLE][pid].append(wrong)
+        rows[ORACLE].append((1.0 - wrong, solved))
         rate[pid] += [float(bool(c["correct"])) for c in rest]
     ids = sorted(rate)
-    out: dict[str, Any] = {"problems": len(ids), "probe_k": k}
-    for name in [*estimators, "oracle_probe"]:
-        out[name] = {"spearman": spearman([float(np.mean(d[name][i])) for i in ids], [float(np.mean(rate[i])) for i in ids]),
-                     "auroc_majority@4": auroc([x for x, _ in rows[name]], [y for _, y in rows[name]])}
-    return out
+
+    def quality(name: str) -> dict[str, float | None]:
+        return {"spearman": spearman([float(np.mean(d[name][i])) for i in ids], [float(np.mean(rate[i])) for i in ids]),
+                "auroc_majority@4": auroc([x for x, _ in rows[name]], [y for _, y in rows[name]])}
+
+    return {"problems": len(ids), "probe_k": k, **{name: quality(name) for name in estimators},
+            "reference": {ORACLE: quality(ORACLE)}}
 
 
 def plot(path: Path, uniform: dict[str, dict[int, dict]], auto: dict[int, dict], target: float | None,
-         problems: str = "held-out arith levels 1-5") -> None:
+         problems: str = HELD_OUT) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -365,7 +399,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    eval_config = grid_config(args, "heldout", args.eval_seed, seeds, "eval", args.budgets)
+    eval_config = grid_config(args, "heldout", args.eval_seed, seeds, "eval", args.budgets, args.dataset)
     engine = build_engine(eval_config)
 
     if args.policy:
@@ -396,16 +430,14 @@ def main() -> None:
     wins = verdicts(uniform, auto)
     room = {b: hindsight_bins(runs, records, b) for b in args.budgets}
     corr = estimator_quality(policy, problems, records, pik)
-    judged_on = args.dataset or "held-out arith levels 1-5"
+    judged_on = args.dataset or HELD_OUT
     plot(out / "accuracy_vs_tokens.png", uniform, auto, target["accuracy"] if target else None, judged_on)
 
-    def shown(cells: dict[int, dict]) -> dict[int, dict]:  # per-problem accuracies stay out of the summary
-        return {b: {k: v for k, v in c.items() if k != "per_problem"} for b, c in cells.items()}
-
-    summary = {"model": eval_config.model, "backend": eval_config.backend, "n": args.n, "seeds": seeds,
-               "fit_seed": args.fit_seed, "eval_seed": args.eval_seed, "dataset": args.dataset, "budgets": args.budgets,
-               "policy": args.policy or str(out / "policy.json"),
-               "uniform": {lab: shown(cells) for lab, cells in uniform.items()}, "auto": shown(auto),
+    summary = {"model": eval_config.model, "backend": eval_config.backend, "n": len(problems), "seeds": seeds,
+               "fit_seed": args.fit_seed, "eval_seed": None if args.dataset else args.eval_seed,
+               "dataset": args.dataset, "budgets": args.budgets, "policy": args.policy or str(out / "policy.json"),
+               "uniform": {lab: without_per_problem(cells) for lab, cells in uniform.items()},
+               "auto": without_per_problem(auto),
                "auto_vs_best_uniform": wins, "hindsight_per_bin": room, "reach": reach, "estimators": corr,
                "policy_fit": policy.fit, "seconds": round(time.perf_counter() - t0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -422,22 +454,16 @@ def main() -> None:
     for label, cells in uniform.items():
         lines.append(f"| uniform {label} | " + " | ".join(cell(cells.get(b)) for b in args.budgets) + " |")
     lines.append("| **auto** | " + " | ".join(cell(auto.get(b)) for b in args.budgets) + " |")
-    lines += ["", "auto >= best uniform (best_of_n, beam, particle) at <= tokens: "
-              + ", ".join(f"@{b} {'yes' if w['auto_wins'] else 'no'} (vs {w['best_uniform']} "
-                          f"{w['best_uniform_accuracy']:.2f})" for b, w in wins.items()),
-              "auto >= every uniform curve at auto's own tokens (linear in log tokens between its points): "
-              + ", ".join(f"@{b} {'yes' if w['auto_wins_at_equal_tokens'] else 'no'} (vs {w['best_at_equal_tokens']} "
-                          f"{w['best_at_equal_tokens_accuracy']:.3f})" for b, w in wins.items()),
-              "auto minus the best uniform, paired over problems [95% CI]: "
-              + ", ".join(f"@{b} {w['paired']['difference']:+.3f} [{w['paired']['ci'][0]:+.3f}, {w['paired']['ci'][1]:+.3f}]"
-                          for b, w in wins.items() if w["paired"]),
+    estimators = {k: v for k, v in corr.items() if isinstance(v, dict) and k != "reference"}
+    lines += ["", *verdict_lines(wins),
               f"tokens for auto to reach {reach['target']} ({reach['accuracy']:.2f}): "
               + (f"{reach['auto_tokens']:.0f} = {reach['share']:.3f} of its {reach['its_tokens']:.0f}"
                  if reach and reach["auto_tokens"] is not None else "not reached") if reach else "no best_of_n baseline",
-              "estimators on held-out problems (Spearman of difficulty vs solve rate, -1 is perfect; AUROC for "
+              "estimators on the judged problems (Spearman of difficulty vs solve rate, -1 is perfect; AUROC for "
               "majority@4 solving it): " + ", ".join(f"{k} {num(v['spearman'])} / {num(v['auroc_majority@4'])}"
-                                                     for k, v in corr.items() if isinstance(v, dict))
-              + " (oracle_probe: the probe's own samples judged with the gold answer, a reference no estimator can read)",
+                                                     for k, v in estimators.items())
+              + f"; for reference, the probe's own samples judged with the gold answer (no estimator can read "
+                f"them): {num(corr['reference'][ORACLE]['spearman'])} / {num(corr['reference'][ORACLE]['auroc_majority@4'])}",
               "auto chose: " + "; ".join(f"@{b} {c['chosen']}" for b, c in auto.items()),
               "room for a per-bin choice (one uniform cell per auto bin, picked with hindsight of these outcomes, "
               "within the best uniform's tokens), runs solved: " + "; ".join(

@@ -87,7 +87,7 @@ def test_the_paired_difference_resamples_problems_with_both_of_their_accuracies(
 
 def test_a_dataset_file_replaces_the_held_out_families_and_only_them(tmp_path: Path) -> None:
     """--dataset judges on the user's problems: the eval grid loads that file (no split, seed or n of the
-    generator), while the fit grid stays on the recipe's training families."""
+    generator), while a grid without it stays on the recipe's arith families."""
     import argparse
 
     from ttscale.bench.run import load_problems
@@ -96,32 +96,93 @@ def test_a_dataset_file_replaces_the_held_out_families_and_only_them(tmp_path: P
     data.write_text("".join(json.dumps({"id": f"m{i}", "problem": f"Ann has {i} pens and buys 2 more. How many pens?",
                                         "answer": str(i + 2)}) + "\n" for i in range(3)))
     args = argparse.Namespace(recipe="recipes/arith-lab-policy.yaml", backend="vllm", model=None, n=100, threads=None,
-                              temperature=0.8, max_tokens=256, strategies="best_of_n", dataset=str(data))
-    ev = allocation.grid_config(args, "heldout", 0, [0], "eval", [4])
+                              temperature=0.8, max_tokens=256, strategies="best_of_n")
+    ev = allocation.grid_config(args, "heldout", 0, [0], "eval", [4], str(data))
     problems, _ = load_problems(ev)
     assert [p.id for p in problems] == ["m0", "m1", "m2"] and ev.dataset.split is None
     fit = allocation.grid_config(args, "train", 0, [0], "fit", None)
     assert fit.dataset.name == "arith" and fit.dataset.split == "train"
 
 
-def test_pooling_keeps_each_folders_problems_apart(tmp_path: Path) -> None:
-    """Two benchmark folders whose problems share ids (each set numbers its own from 0) pool into twice the
-    problems, and only the named policy's auto runs are read."""
+def load_pooled():
     spec2 = importlib.util.spec_from_file_location(
         "allocation_pooled", Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_pooled.py")
-    pooled_mod = importlib.util.module_from_spec(spec2)
-    spec2.loader.exec_module(pooled_mod)
-    for name, ok in (("a", True), ("b", False)):
-        (tmp_path / name / "eval").mkdir(parents=True)
-        (tmp_path / name / "auto").mkdir()
-        (tmp_path / name / "eval" / "records.jsonl").write_text(
-            json.dumps(record("particle", 8, "p0", ok, 100.0)) + "\n" + json.dumps(record("refine", 8, "p0", True, 9.0)) + "\n")
-        run = {"budget": 8, "seed": 0, "candidates": 8, "pool": 8,
+    module = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(module)
+    return module
+
+
+def bench_folder(root: Path, name: str, ok: bool, seeds: tuple[int, ...] = (0,)) -> Path:
+    """A benchmark folder with one problem `p0`: uniform particle right or wrong, auto right, plus the auto
+    runs of another policy (digest `other`) that got p9 wrong."""
+    folder = root / name
+    (folder / "eval").mkdir(parents=True)
+    (folder / "auto").mkdir()
+    (folder / "eval" / "records.jsonl").write_text(
+        json.dumps(record("particle", 8, "p0", ok, 100.0)) + "\n" + json.dumps(record("refine", 8, "p0", True, 9.0)) + "\n")
+    for seed in seeds:
+        run = {"budget": 8, "seed": seed, "candidates": 8, "pool": 8,
                "problems": [{"id": "p0", "correct": True, "generated_tokens": 90, "strategy": "best_of_n"}]}
-        (tmp_path / name / "auto" / "b8_s0_mine.json").write_text(json.dumps(run))
-        (tmp_path / name / "auto" / "b8_s0_other.json").write_text(json.dumps({**run, "problems": []}))
-    uniform, auto = pooled_mod.pooled([tmp_path / "a", tmp_path / "b"], "mine")
+        (folder / "auto" / f"b8_s{seed}_mine.json").write_text(json.dumps(run))
+        decoy = {**run, "problems": [{"id": "p9", "correct": False, "generated_tokens": 900, "strategy": "best_of_n"}]}
+        (folder / "auto" / f"b8_s{seed}_other.json").write_text(json.dumps(decoy))
+    return folder
+
+
+def test_pooling_keeps_each_folders_problems_apart_and_reads_one_policy(tmp_path: Path) -> None:
+    """Two benchmark folders whose problems share ids (each set numbers its own from 0) pool into twice the
+    problems, and only the named policy's auto runs are read."""
+    pooled_mod = load_pooled()
+    a, b = bench_folder(tmp_path, "a", True), bench_folder(tmp_path, "b", False)
+    uniform, auto = pooled_mod.pooled([a, b], "mine")
     assert set(uniform) == {"particle"} and uniform["particle"][8]["accuracy"] == 0.5  # refine is no baseline
-    assert set(auto[8]["per_problem"]) == {"a:p0", "b:p0"}
+    assert set(auto[8]["per_problem"]) == {"0:p0", "1:p0"}  # the other policy's p9 is not read
+    assert auto[8]["accuracy"] == 1.0 and auto[8]["tokens"] == 90.0
     w = allocation.verdicts(uniform, auto)[8]
     assert w["auto_wins"] and w["paired"]["difference"] == pytest.approx(0.5)
+
+
+def test_pooling_refuses_folders_that_cannot_be_compared(tmp_path: Path) -> None:
+    pooled_mod = load_pooled()
+    a = bench_folder(tmp_path, "a", True)
+    with pytest.raises(SystemExit, match="given twice"):
+        pooled_mod.pooled([a, a], "mine")
+    with pytest.raises(SystemExit, match="differ in budgets or seeds"):
+        pooled_mod.pooled([a, bench_folder(tmp_path, "b", True, seeds=(0, 1))], "mine")
+    with pytest.raises(SystemExit, match="no auto runs of this policy"):
+        pooled_mod.pooled([a], "unknown")
+
+
+def test_the_summary_leaves_per_problem_accuracies_out() -> None:
+    cells = {8: {"accuracy": 0.5, "tokens": 10.0, "per_problem": {"p0": 0.5}}}
+    assert allocation.without_per_problem(cells) == {8: {"accuracy": 0.5, "tokens": 10.0}}
+    assert "per_problem" in cells[8]  # the cells themselves keep them for the paired intervals
+
+
+def test_equal_accuracy_goes_to_the_cheaper_rival() -> None:
+    """Two baselines solve the same share: auto is judged against the one that spent fewer tokens."""
+    uniform = {"beam": {4: {"accuracy": 0.45, "tokens": 249.0}}, "particle": {4: {"accuracy": 0.45, "tokens": 257.0}}}
+    w = allocation.verdicts(uniform, {4: {"accuracy": 0.45, "tokens": 250.0}})[4]
+    assert w["best_uniform"] == "beam" and not w["auto_wins"]  # 250 tokens beat particle's 257, not beam's 249
+
+
+def test_the_oracle_reference_stays_apart_from_the_estimators() -> None:
+    """estimator_quality: the probe's own samples read with the gold answer come under "reference", not
+    beside the estimators (a reader picking the best estimator must not pick it)."""
+    from ttscale.allocate import load_policy
+
+    class P:
+        def __init__(self, pid: str) -> None:
+            self.id, self.problem = pid, "Ann has 3 pens and buys 2 more. How many pens?"
+
+    def cands(oks: list[bool]) -> list[dict]:
+        return [{"answer": "5" if ok else "6", "correct": ok, "cluster": 0 if ok else 1, "scores": {"arith_steps": 1.0},
+                 "tokens": 20} for ok in oks]
+
+    rates = {"e": [True] * 12, "m": [True, False] * 6, "h": [False] * 12}
+    records = [{"problem_id": pid, "seed": 0, "label": "best_of_n", "candidates": cands(oks)} for pid, oks in rates.items()]
+    policy = load_policy("ttscale/lab/arith/policy.json")
+    q = allocation.estimator_quality(policy, [P(pid) for pid in rates], records, {})
+    assert allocation.ORACLE not in q and set(q["reference"]) == {allocation.ORACLE}
+    assert q["reference"][allocation.ORACLE]["spearman"] == pytest.approx(-1.0)
+    assert {"probe", "learned"} <= set(q)
