@@ -158,6 +158,11 @@ class TrainConfig:
 # (held-out pass@16 over greedy +0.11 / +0.21 / +0.13 at levels 3-5, v16 +0.19 / +0.26 / +0.09), a PRM trained on its samples
 # scored step AUROC 0.887 (v16's 0.921), and parallel_thinking@8 fell behind best_of_n@8: more issue goals
 # held with v16.
+# v19 (measured, not shipped): can one stage fit the issue's 90 minutes? From scratch on the present grammar,
+# `--steps 3600 --set drill_steps=900` (55 minutes, 4,425 tok/s): held-out greedy 0.43 / 0.04 / 0.03 / 0.03 /
+# 0.01, training families 0.41 / 0.08 / 0.05 / 0.00 / 0.00 (benchmarks/lab_model_profile.py). torch.compile of
+# the training step: +15% and +16% tokens/s in two runs (benchmarks/lab_train_step_speed.py). 90 minutes buy
+# fewer than half of the nine stages' steps.
 V4 = dict(drill_max_digits=3, drill_level_weights=(1, 2, 3, 3, 3), drill_facts=12, drill_steps=1400,
           steps=3900)  # python -m ttscale.lab.train --out v4 --seed 0 --v4
 V3_EXPERIMENT = dict(examples=60000, curriculum_steps=300, drill_steps=2800, arith_first_steps=700, steps=6500,
