@@ -82,14 +82,11 @@ def paired_difference(mine: dict[str, float], theirs: dict[str, float], n_boot: 
     """Mean accuracy difference over the problems both were run on, with its 95% paired bootstrap
     interval (each resample takes a problem's two means together): the same problems make the two
     accuracies move together, so this interval is narrower and fairer than comparing the two cells' own."""
-    from ttscale.bench.metrics import bootstrap_ci
-
     ids = sorted(set(mine) & set(theirs))
     if not ids:
         return None
-    diff = np.array([mine[i] - theirs[i] for i in ids], dtype=float)
-    lo, hi = bootstrap_ci(diff, n_boot=n_boot)
-    return {"difference": float(diff.mean()), "ci": [float(lo), float(hi)], "problems": len(ids)}
+    mean, lo, hi = bootstrap({i: mine[i] - theirs[i] for i in ids}, n_boot=n_boot)
+    return {"difference": mean, "ci": [lo, hi], "problems": len(ids)}
 
 
 def per_problem_means(per_problem: dict[str, list[float]]) -> dict[str, float]:

@@ -11,10 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-spec = importlib.util.spec_from_file_location(
-    "allocation_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py")
-allocation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(allocation)
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module (the folder is no package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+allocation = load_benchmark("allocation")
 
 
 def record(label: str, budget: int, pid: str, correct: bool, tokens: float) -> dict:
@@ -104,14 +109,6 @@ def test_a_dataset_file_replaces_the_held_out_families_and_only_them(tmp_path: P
     assert fit.dataset.name == "arith" and fit.dataset.split == "train"
 
 
-def load_pooled():
-    spec2 = importlib.util.spec_from_file_location(
-        "allocation_pooled", Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_pooled.py")
-    module = importlib.util.module_from_spec(spec2)
-    spec2.loader.exec_module(module)
-    return module
-
-
 def bench_folder(root: Path, name: str, ok: bool, seeds: tuple[int, ...] = (0,)) -> Path:
     """A benchmark folder with one problem `p0`: uniform particle right or wrong, auto right, plus the auto
     runs of another policy (digest `other`) that got p9 wrong."""
@@ -132,7 +129,7 @@ def bench_folder(root: Path, name: str, ok: bool, seeds: tuple[int, ...] = (0,))
 def test_pooling_keeps_each_folders_problems_apart_and_reads_one_policy(tmp_path: Path) -> None:
     """Two benchmark folders whose problems share ids (each set numbers its own from 0) pool into twice the
     problems, and only the named policy's auto runs are read."""
-    pooled_mod = load_pooled()
+    pooled_mod = load_benchmark("allocation_pooled")
     a, b = bench_folder(tmp_path, "a", True), bench_folder(tmp_path, "b", False)
     uniform, auto = pooled_mod.pooled([a, b], "mine")
     assert set(uniform) == {"particle"} and uniform["particle"][8]["accuracy"] == 0.5  # refine is no baseline
@@ -143,7 +140,7 @@ def test_pooling_keeps_each_folders_problems_apart_and_reads_one_policy(tmp_path
 
 
 def test_pooling_refuses_folders_that_cannot_be_compared(tmp_path: Path) -> None:
-    pooled_mod = load_pooled()
+    pooled_mod = load_benchmark("allocation_pooled")
     a = bench_folder(tmp_path, "a", True)
     with pytest.raises(SystemExit, match="given twice"):
         pooled_mod.pooled([a, a], "mine")
