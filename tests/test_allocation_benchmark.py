@@ -183,3 +183,27 @@ def test_the_oracle_reference_stays_apart_from_the_estimators() -> None:
     assert allocation.ORACLE not in q and set(q["reference"]) == {allocation.ORACLE}
     assert q["reference"][allocation.ORACLE]["spearman"] == pytest.approx(-1.0)
     assert {"probe", "learned"} <= set(q)
+
+
+ceiling = load_benchmark("estimator_ceiling")
+
+
+def test_ceiling_reads_the_largest_best_of_n_run_per_problem_and_seed(tmp_path: Path) -> None:
+    rows = [{"problem_id": "p", "seed": 0, "label": "best_of_n", "candidates": [{}] * 4},
+            {"problem_id": "p", "seed": 0, "label": "best_of_n", "candidates": [{}] * 32},
+            {"problem_id": "p", "seed": 0, "label": "particle", "candidates": [{}] * 64},
+            {"problem_id": "p", "seed": 1, "label": "best_of_n", "candidates": [{}] * 8}]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    top = ceiling.best_of_n_runs(tmp_path)
+    assert {k: len(v["candidates"]) for k, v in top.items()} == {("p", 0): 32, ("p", 1): 8}
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_the_in_sample_fit_learns_which_way_a_feature_points(sign: int) -> None:
+    """A feature that orders the problems by solve rate (either way round) gives a perfect ceiling;
+    the fit, not an assumed direction, finds it."""
+    rates = [0.1, 0.3, 0.5, 0.7, 0.9]
+    ids = [f"p{i}" for i in range(len(rates))]
+    rows = {pid: [{"agreement": 0.5 + sign * (r - 0.5)}] for pid, r in zip(ids, rates)}
+    assert ceiling.in_sample(rows, ["agreement"], ids, rates) == pytest.approx(-1.0)

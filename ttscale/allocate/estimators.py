@@ -9,7 +9,11 @@ checked against what bench observes. Built-ins:
   Costs one judge prompt per problem (verifier tokens).
 - `learned`: a logistic regression on the features of what the model did (probe length, agreement,
   answer spread, logprob and verifier scores, P(IK)), fitted from bench records by `ttscale calibrate`;
-  not on the prompt's length, which measures its wording (calibrate.py: SURFACE_FEATURES).
+  not on the prompt's length, which measures its wording (calibrate.py: SURFACE_FEATURES). A feature
+  the records lack is left out of the fit: the sequence log-probability is in them only when best-of-N
+  scored with `logprob`, so the shipped lab fit (scored with `arith_steps`) has none. Measured on three
+  held-out sets, adding it gains nothing per problem over the other features
+  (benchmarks/estimator_ceiling.py --logprob).
 
 `probe` and `pik` take Platt scaling from a policy's `calibration` when calibrate fitted one. Register
 your own with `@register_estimator("name")` (a class taking the Policy) or entry point group
