@@ -207,3 +207,41 @@ def test_the_in_sample_fit_learns_which_way_a_feature_points(sign: int) -> None:
     ids = [f"p{i}" for i in range(len(rates))]
     rows = {pid: [{"agreement": 0.5 + sign * (r - 0.5)}] for pid, r in zip(ids, rates)}
     assert ceiling.in_sample(rows, ["agreement"], ids, rates) == pytest.approx(-1.0)
+
+
+def synthetic_runs(n_problems: int, n_candidates: int = 32) -> tuple[dict, dict]:
+    """Problem i: i of its first 4 samples wrong, and a solve rate of 1 - i/20 after the 12th (but 2i
+    of samples 5-12 right, so the rate after the 4th rises with i)."""
+    top, texts = {}, {}
+    for i in range(n_problems):
+        def cand(ok: bool, j: int) -> dict:  # wrong samples disagree with each other, and fail the checker
+            return {"answer": "1" if ok else str(10 + j), "cluster": 0 if ok else 1 + j, "correct": ok,
+                    "tokens": 20, "scores": {"arith_steps": 1.0 if ok else 0.0}}
+        probe = [cand(j >= i, j) for j in range(4)]
+        between = [cand(j < 2 * i, 4 + j) for j in range(8)]  # the opposite order: a target read from here fails
+        rest = [cand(j >= i, 12 + j) for j in range(20)]
+        first = probe + between
+        top[(f"p{i}", 0)] = {"candidates": (first + rest)[:n_candidates]}
+        texts[f"p{i}"] = f"problem {i}"
+    return top, texts
+
+
+def test_the_ceiling_judges_every_line_on_the_samples_after_the_twelfth() -> None:
+    from ttscale.allocate import load_policy
+
+    policy = load_policy("ttscale/lab/arith/policy.json")
+    top, texts = synthetic_runs(5)
+    top[("short", 0)] = {"candidates": top[("p0", 0)]["candidates"][:12]}  # no target samples: left out
+    texts["short"] = "short"
+    f = ceiling.figures(top, texts, policy, "arith_steps")
+    assert f["problems"] == 5
+    assert f["reference"] == pytest.approx(-1.0)  # more wrong in the probe, lower solve rate after it
+    assert f["shipped probe"] < 0 and f["in-sample fit"] < 0
+
+
+def test_the_ceiling_refuses_a_set_without_samples_past_the_twelfth() -> None:
+    from ttscale.allocate import load_policy
+
+    top, texts = synthetic_runs(5, n_candidates=12)
+    with pytest.raises(SystemExit, match="budget of 32"):
+        ceiling.figures(top, texts, load_policy("ttscale/lab/arith/policy.json"), "arith_steps")
