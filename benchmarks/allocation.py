@@ -298,7 +298,7 @@ def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]
     do not show, such as how long the solutions are)."""
     from ttscale.allocate.estimators import make_estimator
     from ttscale.allocate.features import probe_features
-    from ttscale.allocate.stats import auroc, spearman
+    from ttscale.allocate.stats import auroc, spearman, spearman_ci
 
     k = policy.probe_k
     text = {p.id: p.problem for p in problems}
@@ -328,8 +328,9 @@ def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]
         rate[pid] += [float(bool(c["correct"])) for c in rest]
     ids = sorted(rate)
 
-    def quality(name: str) -> dict[str, float | None]:
-        return {"spearman": spearman([float(np.mean(d[name][i])) for i in ids], [float(np.mean(rate[i])) for i in ids]),
+    def quality(name: str) -> dict[str, Any]:
+        x, y = [float(np.mean(d[name][i])) for i in ids], [float(np.mean(rate[i])) for i in ids]
+        return {"spearman": spearman(x, y), "spearman_ci": spearman_ci(x, y),
                 "auroc_majority@4": auroc([x for x, _ in rows[name]], [y for _, y in rows[name]])}
 
     return {"problems": len(ids), "probe_k": k, **{name: quality(name) for name in estimators},
@@ -442,6 +443,10 @@ def main() -> None:
     def num(x: float | None) -> str:
         return "n/a" if x is None or x != x else f"{x:.2f}"
 
+    def interval(q: dict[str, Any]) -> str:
+        ci = q.get("spearman_ci")
+        return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "[n/a]"
+
     def cell(c: dict | None) -> str:
         return "-" if c is None else f"{c['accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] ({c['tokens']:,.0f})"
 
@@ -456,9 +461,9 @@ def main() -> None:
               f"tokens for auto to reach {reach['target']} ({reach['accuracy']:.2f}): "
               + (f"{reach['auto_tokens']:.0f} = {reach['share']:.3f} of its {reach['its_tokens']:.0f}"
                  if reach and reach["auto_tokens"] is not None else "not reached") if reach else "no best_of_n baseline",
-              "estimators on the judged problems (Spearman of difficulty vs solve rate, -1 is perfect; AUROC for "
-              "majority@4 solving it): " + ", ".join(f"{k} {num(v['spearman'])} / {num(v['auroc_majority@4'])}"
-                                                     for k, v in estimators.items())
+              "estimators on the judged problems (Spearman of difficulty vs solve rate [95% CI], -1 is perfect; "
+              "AUROC for majority@4 solving it): " + ", ".join(f"{k} {num(v['spearman'])} {interval(v)} / "
+                                                              f"{num(v['auroc_majority@4'])}" for k, v in estimators.items())
               + f"; for reference, the probe's own samples judged with the gold answer (no estimator can read "
                 f"them): {num(corr['reference'][ORACLE]['spearman'])} / {num(corr['reference'][ORACLE]['auroc_majority@4'])}",
               "auto chose: " + "; ".join(f"@{b} {c['chosen']}" for b, c in auto.items()),

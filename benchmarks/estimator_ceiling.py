@@ -3,13 +3,15 @@ goal 3 (Spearman <= -0.8), read from benchmarks/allocation.py's folders.
 
     python benchmarks/estimator_ceiling.py --policy ttscale/lab/arith/policy.json runs/allocation-v16h runs/allocation-s1
     python benchmarks/estimator_ceiling.py ... --logprob --backend vllm   # also resample with token log-probs
+    python benchmarks/estimator_ceiling.py ... --pool                     # also all folders' problems at once
 
 Per folder (its eval/ best-of-N records hold 32 samples per problem and seed; the solve rate is read
 from the samples after the first 12, so every line below is judged on the same target, which is not
 benchmarks/allocation.py's: that one reads the samples after the probe, and gives the learned estimator
 P(IK), which the records lack):
 
-- shipped: the policy's `probe` and `learned` estimators on the first probe_k samples (as auto's probe);
+- shipped: the policy's `probe` and `learned` estimators on the first probe_k samples (as auto's probe),
+  with a 95% bootstrap interval over problems;
 - in-sample: a logistic regression on the learned estimator's features (P(IK) aside), fitted on THIS
   set's solve rates and read on the same set. It has seen the rates it is judged on, so an estimator of
   that form on those features would do no better there;
@@ -66,12 +68,13 @@ def in_sample(rows: dict[str, list[dict[str, float]]], names: list[str], ids: li
 
 
 def figures(top: dict[tuple[str, int], dict], texts: dict[str, str], policy: Any, verifier: str,
-            fresh: dict[str, list[dict[str, float]]] | None = None) -> dict[str, float]:
-    """Every Spearman line for one set, keyed by its label (see the module docstring)."""
+            fresh: dict[str, list[dict[str, float]]] | None = None) -> dict[str, Any]:
+    """Every Spearman line for one set, keyed by its label (see the module docstring), and under "ci"
+    the shipped estimators' 95% intervals over problems."""
     from ttscale.allocate.calibrate import LEARNED_FEATURES
     from ttscale.allocate.estimators import make_estimator
     from ttscale.allocate.features import probe_features
-    from ttscale.allocate.stats import spearman
+    from ttscale.allocate.stats import spearman, spearman_ci
 
     k = policy.probe_k
     names = [f for f in (policy.learned["features"] if policy.learned else LEARNED_FEATURES) if f != "pik"]
@@ -96,7 +99,8 @@ def figures(top: dict[tuple[str, int], dict], texts: dict[str, str], policy: Any
         raise SystemExit(f"error: {len(ids)} problems have more than {TARGET_FROM} best-of-N samples; "
                          "run benchmarks/allocation.py with a budget of 32 (--budgets ...,32)")
     y = per_problem(rate, ids)
-    out = {label: float(spearman(per_problem(v, ids), y)) for label, v in d.items()}
+    out: dict[str, Any] = {label: float(spearman(per_problem(v, ids), y)) for label, v in d.items()}
+    out["ci"] = {label: spearman_ci(per_problem(v, ids), y) for label, v in d.items() if label.startswith("shipped")}
     out["in-sample fit"] = in_sample(rows, names, ids, y)
     if fresh is not None:
         out["fresh, in-sample fit"] = in_sample(fresh, names, ids, y)
@@ -105,7 +109,7 @@ def figures(top: dict[tuple[str, int], dict], texts: dict[str, str], policy: Any
 
 
 def resampled(top: dict[tuple[str, int], dict], texts: dict[str, str], backend: str, model: str,
-              verifier: str) -> tuple[dict[str, list[dict[str, float]]], list[tuple[float, bool, bool]]]:
+              verifier: str, draw: int = 0) -> tuple[dict[str, list[dict[str, float]]], list[tuple[float, bool, bool]]]:
     """Probe features of 4 fresh samples per (problem, seed), scored and clustered as bench does, with the
     mean and least token log-probability; and per sample (mean log-probability, right, verifier passed)."""
     from ttscale.allocate.features import probe_features
@@ -122,7 +126,7 @@ def resampled(top: dict[tuple[str, int], dict], texts: dict[str, str], backend: 
     try:
         keys = sorted(top)
         reqs = [GenRequest(tuple(b.tokenizer.chat_prompt([{"role": "user", "content": texts[pid]}])), 4,
-                           Sampling(temperature=0.8, max_tokens=256, seed=seed * 100_003 + i, logprobs=True))
+                           Sampling(temperature=0.8, max_tokens=256, seed=seed * 100_003 + i + 7_919 * draw, logprobs=True))
                 for i, (pid, seed) in enumerate(keys)]
         for (pid, seed), res in zip(keys, b.generate(reqs)):
             texts_ = [c.text for c in res.completions]
@@ -155,9 +159,9 @@ def solution_scores(scorer: Any, name: str, problem: str, texts: list[str]) -> l
     return [aggregate_steps(list(s), "last") if s else None for s in scores]
 
 
-def ceiling(folder: Path, policy: Any, args: argparse.Namespace) -> list[str]:
+def judged_runs(folder: Path) -> tuple[dict[tuple[str, int], dict], dict[str, str]]:
+    """A folder's largest best-of-N runs and its problem texts (an error when a text cannot be reloaded)."""
     from ttscale.allocate.calibrate import problem_texts, read_runs
-    from ttscale.allocate.stats import auroc
 
     top = best_of_n_runs(folder)
     texts = problem_texts(read_runs([folder / "eval"])[1])
@@ -165,12 +169,41 @@ def ceiling(folder: Path, policy: Any, args: argparse.Namespace) -> list[str]:
     if missing:
         raise SystemExit(f"error: the problem texts of {folder} could not be reloaded ({len(missing)} missing, e.g. "
                          f"{missing[0]}): run from the folder the benchmark ran in, so its dataset paths resolve")
-    fresh, samples = resampled(top, texts, args.backend, args.model, args.verifier) if args.logprob else (None, [])
-    f = figures(top, texts, policy, args.verifier, fresh)
-    lines = [f"{folder}: {f['problems']} problems"]
+    return top, texts
+
+
+def shipped_lines(f: dict[str, Any]) -> list[str]:
+    out = []
     for label in ("shipped probe", "shipped learned"):
         if label in f:
-            lines.append(f"  {label}{' (P(IK) left neutral)' if label.endswith('learned') else ''}: {f[label]:.3f}")
+            ci = f["ci"].get(label)
+            out.append(f"  {label}{' (P(IK) left neutral)' if label.endswith('learned') else ''}: {f[label]:.3f}"
+                       + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+    return out
+
+
+def pooled(folders: list[Path], policy: Any, verifier: str) -> list[str]:
+    """The shipped estimators and the in-sample fit over every folder's problems at once."""
+    top: dict[tuple[str, int], dict] = {}
+    texts: dict[str, str] = {}
+    for folder in folders:
+        t, x = judged_runs(folder)
+        top.update({(f"{folder}/{pid}", seed): r for (pid, seed), r in t.items()})
+        texts.update({f"{folder}/{pid}": text for pid, text in x.items()})
+    f = figures(top, texts, policy, verifier)
+    return [f"all {len(folders)} folders pooled: {f['problems']} problems", *shipped_lines(f),
+            f"  in-sample fit on the learned features (P(IK) aside): {f['in-sample fit']:.3f}",
+            f"  reference (the first {policy.probe_k} samples judged with the gold answer): {f['reference']:.3f}"]
+
+
+def ceiling(folder: Path, policy: Any, args: argparse.Namespace) -> list[str]:
+    from ttscale.allocate.stats import auroc
+
+    top, texts = judged_runs(folder)
+    fresh, samples = (resampled(top, texts, args.backend, args.model, args.verifier, args.draw) if args.logprob
+                      else (None, []))
+    f = figures(top, texts, policy, args.verifier, fresh)
+    lines = [f"{folder}: {f['problems']} problems", *shipped_lines(f)]
     lines.append(f"  in-sample fit on the learned features (P(IK) aside): {f['in-sample fit']:.3f}")
     lines += [f"  probe, {n} samples: {f[f'probe, {n} samples']:.3f}" for n in MORE_PROBES]
     if fresh is not None:
@@ -190,6 +223,8 @@ def main() -> None:
     p.add_argument("--policy", default="ttscale/lab/arith/policy.json")
     p.add_argument("--verifier", default="arith_steps", help="the verifier whose scores the records carry")
     p.add_argument("--logprob", action="store_true", help="also resample 4 probes with token log-probabilities")
+    p.add_argument("--pool", action="store_true", help="also judge all the folders' problems together")
+    p.add_argument("--draw", type=int, default=0, help="with --logprob: which draw of fresh samples (their seeds)")
     p.add_argument("--backend", default="vllm")
     p.add_argument("--model", default="lab:arith")
     args = p.parse_args()
@@ -201,6 +236,8 @@ def main() -> None:
         if not (folder / "eval" / "records.jsonl").is_file():
             raise SystemExit(f"error: no eval/records.jsonl in {folder}: pass a benchmarks/allocation.py --out folder")
         print("\n".join(ceiling(folder, policy, args)), flush=True)
+    if args.pool and len(args.folders) > 1:
+        print("\n".join(pooled(args.folders, policy, args.verifier)), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ttscale.allocate.controller import Controller, PromptState
 from ttscale.allocate.estimators import make_estimator
 from ttscale.allocate.features import probe_features
 from ttscale.allocate.policy import monotone_at, vote_accuracy
-from ttscale.allocate.stats import fit_logistic, spearman
+from ttscale.allocate.stats import fit_logistic, spearman, spearman_ci
 from ttscale.requests import Completion, GenResult
 from ttscale.scheduler import Scheduler, outcomes
 from ttscale.scoring import register_scorer
@@ -580,3 +580,12 @@ def test_probe_length_is_a_feature_read_the_same_live_and_from_records():
     assert f_live["log_tokens"] == f_rec["log_tokens"] == pytest.approx(math.log1p(40))
     assert probe_features("q", [{"answer": "1", "cluster": 0}])["log_tokens"] == 0.5  # unknown: neutral
     assert probe_features("q", [Candidate("", [], "stop", answer="1", cluster=0)])["log_tokens"] == 0.5  # none reported
+
+
+def test_the_spearman_interval_resamples_problems() -> None:
+    x = list(range(40))
+    assert spearman_ci(x, [2 * v for v in x]) == pytest.approx([1.0, 1.0])
+    rng = np.random.default_rng(1)
+    lo, hi = spearman_ci(list(rng.normal(size=200)), list(rng.normal(size=200)))
+    assert lo < 0 < hi and hi - lo < 0.5  # unrelated: the interval holds 0, and 200 problems pin it down
+    assert spearman_ci([1.0, 2.0], [1.0, 2.0]) is None

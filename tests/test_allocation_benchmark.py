@@ -245,3 +245,4 @@ def test_the_ceiling_refuses_a_set_without_samples_past_the_twelfth() -> None:
     top, texts = synthetic_runs(5, n_candidates=12)
     with pytest.raises(SystemExit, match="budget of 32"):
         ceiling.figures(top, texts, load_policy("ttscale/lab/arith/policy.json"), "arith_steps")
+

@@ -1,4 +1,5 @@
-"""The little statistics allocation needs, in numpy: logistic regression, Platt scaling, rank correlation.
+"""The little statistics allocation needs, in numpy: logistic regression, Platt scaling, rank correlation
+(and its bootstrap interval).
 
 Why not scikit-learn/scipy: they are not dependencies of ttscale, and what is needed here is a few lines:
 a Newton solve of an L2-regularised logistic regression that accepts fractional targets (a problem's
@@ -108,6 +109,17 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 3:
         return None
     return pearson(_ranks(np.asarray(a)), _ranks(np.asarray(b)))
+
+
+def spearman_ci(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0) -> list[float] | None:
+    """95% percentile interval of Spearman, resampling the pairs (one per problem): with 100 problems a
+    goal such as -0.8 is met or missed only within this interval's width."""
+    if len(a) < 3:
+        return None
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    draws = [spearman(x[i], y[i]) for i in np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))]
+    draws = [v for v in draws if v is not None and v == v]  # a resample of one repeated problem has none
+    return [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
 
 
 @dataclass
