@@ -182,14 +182,24 @@ def shipped_lines(f: dict[str, Any]) -> list[str]:
     return out
 
 
-def pooled(folders: list[Path], policy: Any, verifier: str) -> list[str]:
-    """The shipped estimators and the in-sample fit over every folder's problems at once."""
+def pool(runs: dict[str, tuple[dict[tuple[str, int], dict], dict[str, str]]]) -> tuple[dict, dict]:
+    """Several folders' runs and texts as one set; a problem id in two folders is refused (the same
+    problems twice would narrow every interval for nothing)."""
     top: dict[tuple[str, int], dict] = {}
     texts: dict[str, str] = {}
-    for folder in folders:
-        t, x = judged_runs(folder)
-        top.update({(f"{folder}/{pid}", seed): r for (pid, seed), r in t.items()})
-        texts.update({f"{folder}/{pid}": text for pid, text in x.items()})
+    for name, (t, x) in runs.items():
+        twice = sorted({pid for pid, _ in t} & {pid for pid, _ in top})
+        if twice:
+            raise SystemExit(f"error: {name} holds problems another folder holds too (e.g. {twice[0]}): "
+                             "pool folders of different problems")
+        top.update(t)
+        texts.update(x)
+    return top, texts
+
+
+def pooled(folders: list[Path], policy: Any, verifier: str) -> list[str]:
+    """The shipped estimators and the in-sample fit over every folder's problems at once."""
+    top, texts = pool({str(folder): judged_runs(folder) for folder in folders})
     f = figures(top, texts, policy, verifier)
     return [f"all {len(folders)} folders pooled: {f['problems']} problems", *shipped_lines(f),
             f"  in-sample fit on the learned features (P(IK) aside): {f['in-sample fit']:.3f}",
@@ -231,12 +241,16 @@ def main() -> None:
     from ttscale.allocate import load_policy
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    if args.pool and len({f.resolve() for f in args.folders}) < 2:
+        raise SystemExit("error: --pool needs two or more different folders")
+    if args.draw and not args.logprob:
+        raise SystemExit("error: --draw picks a draw of the fresh samples: pass it with --logprob")
     policy = load_policy(args.policy)
     for folder in args.folders:
         if not (folder / "eval" / "records.jsonl").is_file():
             raise SystemExit(f"error: no eval/records.jsonl in {folder}: pass a benchmarks/allocation.py --out folder")
         print("\n".join(ceiling(folder, policy, args)), flush=True)
-    if args.pool and len(args.folders) > 1:
+    if args.pool:
         print("\n".join(pooled(args.folders, policy, args.verifier)), flush=True)
 
 

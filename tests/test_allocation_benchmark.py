@@ -246,3 +246,11 @@ def test_the_ceiling_refuses_a_set_without_samples_past_the_twelfth() -> None:
     with pytest.raises(SystemExit, match="budget of 32"):
         ceiling.figures(top, texts, load_policy("ttscale/lab/arith/policy.json"), "arith_steps")
 
+
+def test_pooling_keeps_every_folder_s_problems_and_refuses_the_same_problem_twice() -> None:
+    top, texts = synthetic_runs(5)
+    other = {(f"q{pid}", seed): r for (pid, seed), r in top.items()}
+    top2, texts2 = ceiling.pool({"a": (top, texts), "b": (other, {f"q{pid}": x for pid, x in texts.items()})})
+    assert len(top2) == 10 and len(texts2) == 10
+    with pytest.raises(SystemExit, match="another folder holds"):
+        ceiling.pool({"a": (top, texts), "b": (top, texts)})

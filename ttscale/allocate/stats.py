@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 EPS = 1e-6
+MIN_CI_PAIRS = 10  # spearman_ci: fewer pairs give no interval
 
 
 def sigmoid(z: np.ndarray | float) -> np.ndarray | float:
@@ -113,13 +114,13 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 def spearman_ci(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0) -> list[float] | None:
     """95% percentile interval of Spearman, resampling the pairs (one per problem): with 100 problems a
-    goal such as -0.8 is met or missed only within this interval's width."""
-    if len(a) < 3:
+    goal such as -0.8 is met or missed only within this interval's width. None below MIN_CI_PAIRS pairs,
+    where resampling says little. It covers which problems were drawn, not the samples behind each pair."""
+    if len(a) < MIN_CI_PAIRS:
         return None
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     draws = [spearman(x[i], y[i]) for i in np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))]
-    draws = [v for v in draws if v is not None and v == v]  # a resample of one repeated problem has none
-    return [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
+    return [float(v) for v in np.percentile([v for v in draws if v is not None], [2.5, 97.5])]
 
 
 @dataclass
