@@ -14,8 +14,8 @@
 3. `auto` on those problems at every budget and seed: engine.solve_batch over all of them (one shared
    batch budget of B x prompts) -> OUT/auto/, one file per (budget, seed).
 4. Figures: per strategy and budget, accuracy with its 95% bootstrap interval over problems, and generated
-   tokens per problem; per budget, whether auto is at least as accurate as the best of uniform best_of_n,
-   beam and particle with at most its tokens, and auto minus that baseline with a paired 95% interval
+   tokens per problem; per budget, whether auto is at least as accurate as the best of the uniform
+   BASELINES with at most its tokens, and auto minus that baseline with a paired 95% interval
    over problems; the tokens auto needs to reach uniform best_of_n@<largest budget>'s accuracy (and their
    share of best_of_n's); per estimator, Spearman between estimated difficulty and the observed solve
    rate, and its AUROC for "majority@4 solves it" (and, for reference, the same for the probe's samples
@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-BASELINES = ("best_of_n", "beam", "particle")  # the uniform strategies auto must match at equal tokens
+# the uniform strategies auto must match at equal tokens (best_of_n_weighted: the same samples voted by
+# their sequence probabilities, a line of the lab recipe since auto may vote that way per bin)
+BASELINES = ("best_of_n", "best_of_n_weighted", "beam", "particle")
 HELD_OUT = "held-out arith levels 1-5"  # what the eval grid holds unless --dataset names other problems
 ORACLE = "oracle_probe"  # the reference beside the estimators: the probe's samples judged with the gold answer
 
@@ -65,14 +67,14 @@ def grid_config(args: argparse.Namespace, split: str, seed: int, seeds: list[int
                                             and (keep is None or s.label in keep)))
 
 
-def run_grid(engine, config, folder: Path):
+def run_grid(engine, config, folder: Path, force: bool = False):
     from rich.console import Console
 
     from ttscale.bench.records import read_records
     from ttscale.bench.run import load_problems, run_bench
 
     t = time.perf_counter()
-    summary = run_bench(config, folder, engine=engine, progress=False, console=Console(stderr=True))
+    summary = run_bench(config, folder, force=force, engine=engine, progress=False, console=Console(stderr=True))
     print(f"[bench {folder.name}] {summary.line()} ({time.perf_counter() - t:.0f} s)", flush=True)
     problems, _ = load_problems(config)
     return problems, read_records(folder / "records.jsonl").records
@@ -200,6 +202,12 @@ def accuracy_at_tokens(cells: dict[int, dict], tokens: float) -> float:
     return float(interpolate({c["tokens"]: c["accuracy"] for c in cells.values()}, tokens))
 
 
+def at_least(mine: float, theirs: float) -> bool:
+    """mine >= theirs for accuracies that are means of per-problem means: the same runs solved can sum
+    in another order and differ in the last bits, and that is a tie."""
+    return round(mine, 9) >= round(theirs, 9)
+
+
 def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict[int, dict[str, Any]]:
     """Per budget: the most accurate uniform baseline at that budget, and whether auto is at least as
     accurate with at most its generated tokens (`auto_wins`, the issue's test); and, at equal tokens,
@@ -219,16 +227,16 @@ def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict
         level, level_label = max((accuracy_at_tokens(uniform[lab], a["tokens"]), lab) for lab in BASELINES if uniform.get(lab))
         out[budget] = {"best_uniform": label, "best_uniform_accuracy": best, "best_uniform_tokens": rival_tokens,
                        "auto_accuracy": a["accuracy"], "auto_tokens": a["tokens"],
-                       "auto_wins": bool(a["accuracy"] >= best and a["tokens"] <= rival_tokens),
+                       "auto_wins": bool(at_least(a["accuracy"], best) and a["tokens"] <= rival_tokens),
                        "best_at_equal_tokens": level_label, "best_at_equal_tokens_accuracy": level,
-                       "auto_wins_at_equal_tokens": bool(a["accuracy"] >= level),
+                       "auto_wins_at_equal_tokens": bool(at_least(a["accuracy"], level)),
                        "paired": paired_difference(a.get("per_problem", {}), uniform[label][budget].get("per_problem", {}))}
     return out
 
 
 def verdict_lines(wins: dict[int, dict[str, Any]]) -> list[str]:
     """The verdicts of `verdicts`, one line per reading, for summary.md and the pooled report alike."""
-    return ["auto >= best uniform (best_of_n, beam, particle) at <= tokens: "
+    return [f"auto >= best uniform ({', '.join(BASELINES)}) at <= tokens: "
             + ", ".join(f"@{b} {'yes' if w['auto_wins'] else 'no'} (vs {w['best_uniform']} {w['best_uniform_accuracy']:.3f}, "
                         f"{w['auto_tokens']:,.0f} vs {w['best_uniform_tokens']:,.0f} tokens)" for b, w in wins.items()),
             "auto >= every uniform curve at auto's own tokens (linear in log tokens between its points): "
@@ -386,6 +394,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--out", default="runs/allocation")
+    ap.add_argument("--force", action="store_true",
+                    help="a grid folder of other settings (say, a strategy line added): keep its valid records, run the rest")
     args = ap.parse_args()
     args.budgets = sorted({int(b) for b in args.budgets.split(",")})
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -404,14 +414,14 @@ def main() -> None:
         policy = load_policy(args.policy)
     else:
         fit_config = grid_config(args, "train", args.fit_seed, [0], "fit", None)  # the recipe's budgets
-        run_grid(engine, fit_config, out / "fit")
+        run_grid(engine, fit_config, out / "fit", args.force)
         manifests = [json.loads((out / "fit" / "manifest.json").read_text())]
         cal = calibrate([out / "fit"], manifests=manifests, extra_features=pik_features(manifests, engine))
         write_policy(cal, out / "policy.json")
         print("\n".join(summary_lines(cal)), flush=True)
         policy = cal.policy
 
-    problems, records = run_grid(engine, eval_config, out / "eval")
+    problems, records = run_grid(engine, eval_config, out / "eval", args.force)
     records = [r for r in records if int(r["budget"]) in args.budgets]
     uniform = uniform_cells(records)
     runs = [run_auto(engine, args, problems, b, s, policy, out) for b in args.budgets for s in seeds]

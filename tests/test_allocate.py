@@ -589,3 +589,39 @@ def test_the_spearman_interval_resamples_problems() -> None:
     lo, hi = spearman_ci(list(rng.normal(size=200)), list(rng.normal(size=200)))
     assert lo < 0 < hi and 0.2 < hi - lo < 0.35  # unrelated: holds 0, about 2 x 1.96 / sqrt(199) wide
     assert spearman_ci(list(range(9)), list(range(9))) is None  # too few problems to resample
+
+
+WEIGHTED = {"bins": [1.0], "table": {"0": {"strategy": "best_of_n", "budget": 8, "curves": {
+    "best_of_n": {2: 0.4, 4: 0.5, 8: 0.55}, "best_of_n_weighted": {2: 0.45, 4: 0.55, 8: 0.6}}}},
+    "strategies": {"best_of_n": {"strategy": "best_of_n", "settings": {}},
+                   "best_of_n_weighted": {"strategy": "best_of_n", "settings": {"aggregate": "weighted", "scorer": "logprob"}}}}
+
+
+def test_a_bin_whose_weighted_line_is_more_accurate_votes_by_sequence_probability():
+    assert Policy.from_dict(WEIGHTED).vote(0, 8, None) == ("weighted", "logprob")
+    tied = json.loads(json.dumps(WEIGHTED))
+    tied["table"]["0"]["curves"]["best_of_n_weighted"] = tied["table"]["0"]["curves"]["best_of_n"]
+    assert Policy.from_dict(tied).vote(0, 8, None) == ("majority", None)  # ties: majority
+    assert Policy.from_dict(RISING).vote(0, 8, None) == ("majority", None)  # no such line
+    engine, _ = engine_for(mixed_script)
+    [r] = engine.solve_batch(["split a"], strategy="auto", budget=8, seed=1, policy=WEIGHTED)
+    assert (r.details["aggregate"], r.details["vote_scores"]) == ("weighted", "logprob")
+    assert r.votes and all(v != int(v) for v in r.votes.values())  # sums of probabilities, not counts
+    [r] = engine.solve_batch(["split a"], strategy="auto", budget=8, seed=1, policy=RISING)
+    assert (r.details["aggregate"], r.details["vote_scores"]) == ("majority", "logprob")
+    [r] = engine.solve_batch(["split a"], strategy="auto", budget=8, seed=1, policy=WEIGHTED, aggregate="top")
+    assert r.details["aggregate"] == "top"  # the user's choice stands
+
+
+def test_calibrate_rows_count_each_sample_once_when_lines_only_vote_differently():
+    from ttscale.allocate.calibrate import build_rows
+    from ttscale.bench.record import as_records
+
+    records = synthetic_records(n_problems=10)
+    weighted = [{**r, "label": "best_of_n_weighted", "details": {"aggregate": "weighted", "scorer": "logprob"}}
+                for r in records if r["label"] == "best_of_n"]
+    plain = build_rows(as_records(records), {}, 4, None)
+    both = build_rows(as_records(records + weighted), {}, 4, None)
+    assert len(both) == len(plain) == 10
+    assert [r.samples for r in both] == [r.samples for r in plain]
+    assert len(build_rows(as_records(weighted), {}, 4, None)) == 10  # a weighted line alone still gives rows

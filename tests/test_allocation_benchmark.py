@@ -163,6 +163,13 @@ def test_equal_accuracy_goes_to_the_cheaper_rival() -> None:
     assert w["best_uniform"] == "beam" and not w["auto_wins"]  # 250 tokens beat particle's 257, not beam's 249
 
 
+def test_the_same_runs_solved_summed_in_another_order_is_a_tie() -> None:
+    """0.46666666666666656 and 0.46666666666666673 are the same 140 of 300: auto is not behind."""
+    uniform = {"best_of_n": {4: {"accuracy": 0.46666666666666673, "tokens": 249.0}}}
+    w = allocation.verdicts(uniform, {4: {"accuracy": 0.46666666666666656, "tokens": 240.0}})[4]
+    assert w["auto_wins"] and w["auto_wins_at_equal_tokens"]
+
+
 def test_the_oracle_reference_stays_apart_from_the_estimators() -> None:
     """estimator_quality: the probe's own samples read with the gold answer come under "reference", not
     beside the estimators (a reader picking the best estimator must not pick it)."""

@@ -152,13 +152,17 @@ def detect_verifier(records: list[BenchRecord]) -> str | None:
 
 def build_rows(records: list[BenchRecord], texts: dict[str, str], probe_k: int, verifier: str | None,
                extra: dict[str, dict[str, float]] | None = None) -> list[Row]:
-    """Probe rows per (problem, seed) and solve rates per problem from the best-of-N records."""
+    """Probe rows per (problem, seed) and solve rates per problem from the best-of-N records. A line that
+    only votes differently (weighted, top) draws the same samples as the majority line: when a majority
+    line is there, only it gives rows, so no sample counts twice."""
+    sampled = [r for r in records if r.strategy == "best_of_n"]
+    if any(vote_of(r) == "majority" for r in sampled):
+        sampled = [r for r in sampled if vote_of(r) == "majority"]
     largest: dict[tuple[str, str, int], BenchRecord] = {}
-    for r in records:
-        if r.strategy == "best_of_n":
-            key = (str(r.problem_id), r.label, int(r.seed))
-            if key not in largest or len(r.candidates) > len(largest[key].candidates):
-                largest[key] = r
+    for r in sampled:
+        key = (str(r.problem_id), r.label, int(r.seed))
+        if key not in largest or len(r.candidates) > len(largest[key].candidates):
+            largest[key] = r
     samples: dict[str, list[tuple[tuple[str, int], int, bool]]] = defaultdict(list)  # problem -> (run, idx, ok)
     for (pid, label, seed), r in largest.items():
         for i, c in enumerate(r.candidates):
@@ -191,6 +195,11 @@ def build_rows(records: list[BenchRecord], texts: dict[str, str], probe_k: int, 
                 f["log_tokens"] = probe_features(0, r.candidates[:int(f.get("k", probe_k))])["log_tokens"]
             rows.append(Row(str(r.problem_id), int(r.seed), f, sr, n))
     return rows
+
+
+def vote_of(r: BenchRecord) -> str:
+    """How a best-of-N record's samples were voted (majority when it does not say)."""
+    return str(r.details.get("aggregate") or "majority")
 
 
 # -- fitting ---------------------------------------------------------------------------------------------

@@ -133,10 +133,10 @@ def _auto(task: Task, controller: Controller, state: PromptState, shared: bool, 
     return finish(task, state, controller, how)
 
 
-def _vote(task: Task, state: PromptState, how: str, verifier: str | None) -> Outcome:
+def _vote(task: Task, state: PromptState, how: str, score_key: str) -> Outcome:
     for cand, cid in zip(state.candidates, task.cluster([c.answer for c in state.candidates])):
         cand.cluster = cid
-    return aggregate(state.candidates, how, score_key=leader_key(verifier))
+    return aggregate(state.candidates, how, score_key=score_key)
 
 
 def leader_key(verifier: str | None) -> str:
@@ -157,7 +157,7 @@ def sample_wave(task: Task, state: PromptState, n: int, verifier: str | None, ph
         yield from score_candidates(task, new, verifier, [None] * len(new))
     state.candidates += new
     task.events.append({"type": "candidates_finished", "count": len(new), "answers": [c.answer for c in new]})
-    task.best_so_far = _vote(task, state, how, verifier)
+    task.best_so_far = _vote(task, state, how, leader_key(verifier))
     return None
 
 
@@ -178,12 +178,28 @@ def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None
     state.candidates += out.candidates
     state.searched = True
     state.search_details = {k: v for k, v in out.details.items() if k != "resampling"}
-    task.best_so_far = _vote(task, state, how, verifier)
+    task.best_so_far = _vote(task, state, how, leader_key(verifier))
     return None
 
 
+def final_vote(state: PromptState, controller: Controller, how: str) -> tuple[str, str]:
+    """(aggregate, score key) of a prompt's final vote: majority, ties to the verifier's score (else the
+    log-probability), unless the user chose another aggregate; a prompt answered from samples alone
+    votes as its bin's most accurate best-of-N line does (`Policy.vote`), when the scores that line
+    weighs are on the samples (log-probability always is; a verifier's when it is auto's verifier)."""
+    key = leader_key(controller.verifier)
+    if how != "majority" or state.searched or state.bin is None:
+        return how, key
+    vote, scorer = controller.policy.vote(state.bin, state.spent, controller.verifier)
+    scorer = scorer or key
+    if vote == "majority" or scorer not in ("logprob", key):
+        return how, key
+    return vote, scorer
+
+
 def finish(task: Task, state: PromptState, controller: Controller, how: str) -> Outcome:
-    outcome = _vote(task, state, how, controller.verifier)
+    how, key = final_vote(state, controller, how)
+    outcome = _vote(task, state, how, key)
     used = ["best_of_n"] + [w["strategy"] for w in state.waves if w["kind"] == "search"]
     received = state.spent
     extra = received - min(state.probe_k, received)
@@ -208,6 +224,7 @@ def finish(task: Task, state: PromptState, controller: Controller, how: str) -> 
             "policy": controller.policy.source,
         },
         "aggregate": how,
+        "vote_scores": key,
         "verifier": controller.verifier,
     }
     if state.search_details:

@@ -11,7 +11,9 @@ so budget moves between prompts (at most the policy's per-prompt cap each). A pr
 Options: `policy` (a JSON path from `ttscale calibrate`, a dict or a Policy; default: the model folder's
 policy.json, else the built-in),
 `estimator` (probe | pik | learned | a registered one), `verifier` (a process verifier: enables
-verifier features and searches), `aggregate` (majority | weighted | top over all candidates).
+verifier features and searches), `aggregate` (majority | weighted | top over all candidates; with the
+default majority, a prompt answered from samples votes as its bin's most accurate best-of-N line does:
+a fitted policy may hold one weighted by sequence probability, `Policy.vote`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ttscale.strategies.options import StrategyOptions
 class AutoOptions(StrategyOptions):
     policy: Any = None  # a policy JSON path, a dict or a Policy (default: the model's policy.json, else built-in)
     estimator: str | None = None  # probe | pik | learned | a registered one (default: the policy's)
-    aggregate: str = "majority"  # majority | weighted | top over all candidates
+    aggregate: str = "majority"  # majority (or the bin's vote, see above) | weighted | top over all candidates
     verifier: str | None = None  # a process verifier: verifier features, and searches for split votes
     # Options of the strategies auto may run are accepted and handed on to them.
     passes_to: ClassVar[tuple[str, ...]] = ("best_of_n", "beam", "dvts", "particle", "parallel_thinking", "refine")
