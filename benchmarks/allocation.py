@@ -205,7 +205,7 @@ def accuracy_at_tokens(cells: dict[int, dict], tokens: float) -> float:
 def at_least(mine: float, theirs: float) -> bool:
     """mine >= theirs for accuracies that are means of per-problem means: the same runs solved can sum
     in another order and differ in the last bits, and that is a tie."""
-    return round(mine, 9) >= round(theirs, 9)
+    return mine >= theirs - 1e-9
 
 
 def verdicts(uniform: dict[str, dict[int, dict]], auto: dict[int, dict]) -> dict[int, dict[str, Any]]:

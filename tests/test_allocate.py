@@ -625,3 +625,23 @@ def test_calibrate_rows_count_each_sample_once_when_lines_only_vote_differently(
     assert len(both) == len(plain) == 10
     assert [r.samples for r in both] == [r.samples for r in plain]
     assert len(build_rows(as_records(weighted), {}, 4, None)) == 10  # a weighted line alone still gives rows
+
+
+def test_the_vote_skips_lines_whose_scores_the_samples_lack():
+    """A line weighted by a verifier auto does not run cannot be voted by; nor can log-probabilities a
+    backend did not return."""
+    from ttscale.allocate.prompt import final_vote
+
+    policy = json.loads(json.dumps(WEIGHTED))
+    policy["strategies"]["best_of_n_weighted"]["settings"]["scorer"] = "arith_steps"
+    assert Policy.from_dict(policy).vote(0, 8, None) == ("majority", None)
+    assert Policy.from_dict(policy).vote(0, 8, "arith_steps") == ("weighted", "arith_steps")
+    controller = Controller(Policy.from_dict(WEIGHTED), make_estimator("probe", Policy.from_dict(WEIGHTED)), 8, 1)
+    state = tokens_state(controller, "1122", 10)
+    state.bin = 0
+    assert final_vote(state, controller, "majority") == ("majority", "logprob")  # no log-probabilities
+    for c in state.candidates:
+        c.scores["logprob"] = 0.5
+    assert final_vote(state, controller, "majority") == ("weighted", "logprob")
+    state.searched = True
+    assert final_vote(state, controller, "majority") == ("majority", "logprob")  # a search votes its way

@@ -158,6 +158,8 @@ def build_rows(records: list[BenchRecord], texts: dict[str, str], probe_k: int, 
     sampled = [r for r in records if r.strategy == "best_of_n"]
     if any(vote_of(r) == "majority" for r in sampled):
         sampled = [r for r in sampled if vote_of(r) == "majority"]
+    elif sampled:  # only lines that vote otherwise: one of them
+        sampled = [r for r in sampled if r.label == sampled[0].label]
     largest: dict[tuple[str, str, int], BenchRecord] = {}
     for r in sampled:
         key = (str(r.problem_id), r.label, int(r.seed))

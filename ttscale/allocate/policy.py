@@ -124,16 +124,21 @@ class Policy:
     def vote(self, b: int, total: int, verifier: str | None) -> tuple[str, str | None]:
         """(aggregate, scorer) for a prompt of bin `b` answered from `total` samples: those of the bin's
         best-of-N line that is most accurate at `total` (a fit may hold several that vote the same
-        samples differently, e.g. weighted by sequence probability); ties, and a policy without such
-        lines, vote by majority."""
+        samples differently, e.g. weighted by sequence probability), among the lines whose scores the
+        samples carry (log-probability, or `verifier`'s); ties, and a policy without such lines, vote by
+        majority."""
         scored = []
         for i, label in enumerate(self.labels(b, verifier)):
             name, settings = self.strategy_of(label)
-            if name == SEARCH_NEEDS_VERIFIER and self.curve(b, label):
-                vote = str(settings.get("aggregate", "majority"))
-                scored.append((round(monotone_at(self.curve(b, label), total), 4), vote == "majority", -i,
-                               vote, settings.get("scorer")))
-        return (max(scored)[3], max(scored)[4]) if scored else ("majority", None)
+            vote = str(settings.get("aggregate", "majority"))
+            scorer = str(settings.get("scorer", "logprob"))  # best_of_n's own default scorer
+            if name != SEARCH_NEEDS_VERIFIER or not self.curve(b, label) or (
+                    vote != "majority" and scorer not in ("logprob", verifier)):
+                continue
+            scored.append((round(monotone_at(self.curve(b, label), total), 4), vote == "majority", -i, vote, scorer))
+        if not scored or max(scored)[3] == "majority":
+            return "majority", None
+        return max(scored)[3], max(scored)[4]
 
     # -- JSON -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -184,16 +184,15 @@ def search_wave(task: Task, state: PromptState, plan: Plan, verifier: str | None
 
 def final_vote(state: PromptState, controller: Controller, how: str) -> tuple[str, str]:
     """(aggregate, score key) of a prompt's final vote: majority, ties to the verifier's score (else the
-    log-probability), unless the user chose another aggregate; a prompt answered from samples alone
-    votes as its bin's most accurate best-of-N line does (`Policy.vote`), when the scores that line
-    weighs are on the samples (log-probability always is; a verifier's when it is auto's verifier)."""
+    log-probability), unless the user chose weighted or top; a prompt answered from samples alone votes
+    as its bin's most accurate best-of-N line does (`Policy.vote`), when every sample carries the score
+    that line weighs."""
     key = leader_key(controller.verifier)
     if how != "majority" or state.searched or state.bin is None:
         return how, key
     vote, scorer = controller.policy.vote(state.bin, state.spent, controller.verifier)
-    scorer = scorer or key
-    if vote == "majority" or scorer not in ("logprob", key):
-        return how, key
+    if vote == "majority" or scorer is None or any(c.scores.get(scorer) is None for c in state.candidates):
+        return how, key  # (a backend that returned no log-probabilities: nothing to weigh)
     return vote, scorer
 
 
