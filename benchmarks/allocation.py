@@ -296,6 +296,17 @@ def majority_correct(candidates: list[dict]) -> bool:
     return answer is not None and oks[0]
 
 
+def largest_best_of_n(records: list[dict]) -> dict[tuple[str, int], dict]:
+    """The best-of-N record with the most candidates per (problem, seed): the smaller cells are cut from
+    it, so its first k samples are what auto's probe would have drawn, and the rest its target."""
+    top: dict[tuple[str, int], dict] = {}
+    for r in records:
+        key = (str(r["problem_id"]), int(r["seed"]))
+        if r["label"] == "best_of_n" and len(r["candidates"]) > len(top.get(key, {}).get("candidates", [])):
+            top[key] = r
+    return top
+
+
 def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Per estimator, on the judged problems: the AUROC of its easiness (1 - difficulty, from the first k
     best-of-N samples, as auto's probe sees them) for "majority@4 solves it", the majority taken over the
@@ -310,11 +321,7 @@ def estimator_quality(policy, problems, records, pik: dict[str, dict[str, float]
 
     k = policy.probe_k
     text = {p.id: p.problem for p in problems}
-    top: dict[tuple[str, int], dict] = {}
-    for r in records:
-        key = (str(r["problem_id"]), int(r["seed"]))
-        if r["label"] == "best_of_n" and len(r["candidates"]) > len(top.get(key, {}).get("candidates", [])):
-            top[key] = r
+    top = largest_best_of_n(records)
     names = ["probe", "pik", "learned"] if policy.learned else ["probe", "pik"]
     estimators = {n: make_estimator(n, policy) for n in names if n != "pik" or "pik" in policy.calibration}
     d: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))

@@ -31,11 +31,15 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import allocation  # noqa: E402  (this folder's benchmark: which records hold the probe and the target)
 
 TARGET_FROM = 12  # the solve rate is read from the samples after the largest probe
 MORE_PROBES = (8, 12)
@@ -43,14 +47,8 @@ MORE_PROBES = (8, 12)
 
 def best_of_n_runs(folder: Path) -> dict[tuple[str, int], dict]:
     """The best-of-N record with the most candidates per (problem, seed) of an allocation folder's eval grid."""
-    top: dict[tuple[str, int], dict] = {}
     with open(folder / "eval" / "records.jsonl") as fh:
-        for line in fh:
-            r = json.loads(line)
-            key = (str(r["problem_id"]), int(r["seed"]))
-            if r["label"] == "best_of_n" and len(r["candidates"]) > len(top.get(key, {}).get("candidates", [])):
-                top[key] = r
-    return top
+        return allocation.largest_best_of_n([json.loads(line) for line in fh if line.strip()])
 
 
 def per_problem(values: dict[str, list[float]], ids: list[str]) -> list[float]:

@@ -136,9 +136,8 @@ class Policy:
                     vote != "majority" and scorer not in ("logprob", verifier)):
                 continue
             scored.append((round(monotone_at(self.curve(b, label), total), 4), vote == "majority", -i, vote, scorer))
-        if not scored or max(scored)[3] == "majority":
-            return "majority", None
-        return max(scored)[3], max(scored)[4]
+        best = max(scored, default=None)
+        return ("majority", None) if best is None or best[3] == "majority" else (best[3], best[4])
 
     # -- JSON -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
